@@ -1,0 +1,1 @@
+"""Shared front of the project: settings (environment first) and the ``liveroom`` CLI."""

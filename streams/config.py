@@ -1,0 +1,23 @@
+"""Configuration of the pure core. Built from the environment by ``liveroom.settings``;
+the core itself only ever sees this frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .surge import SurgeConfig
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    tick_s: float = 5.0  # one snapshot per room per tick of event time
+    grace_s: float = 10.0  # how late an event may arrive and still land in its own tick
+    rate_window_s: float = 60.0  # span of the per-minute rates
+    dedup_horizon_s: float = 120.0  # event ids remembered this long after their tick closed
+    max_future_s: float = 3600.0  # a jump further ahead of the room's newest event is refused
+    max_event_bytes: int = 65536  # larger inputs are dead letters, not decoded
+    surge: SurgeConfig = field(default_factory=SurgeConfig)
+
+    def __post_init__(self) -> None:
+        if self.tick_s <= 0 or self.grace_s < 0 or self.rate_window_s < self.tick_s:
+            raise ValueError("need tick_s > 0, grace_s >= 0 and rate_window_s >= tick_s")

@@ -1,0 +1,89 @@
+"""Outputs of the streams core: the ``liveroom.room-metrics``, ``liveroom.moments``
+and ``liveroom.dead-letters`` contracts, plus the per-room campaign settings.
+
+They are msgspec structs so both runtimes encode them to the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+
+class RoomMetrics(msgspec.Struct, kw_only=True, frozen=True):
+    """Snapshot of one room at the end of one tick of event time.
+
+    Rates (``*_per_min``) cover the trailing rate window (default 60 s) ending
+    at ``ts``; ``*_total`` fields are cumulative since the room was first seen.
+    """
+
+    room_id: str
+    ts: float
+    online: int
+    peak_online: int
+    organic_entries_per_min: float
+    paid_entries_per_min: float
+    interactions_per_min: dict[str, float]
+    interactions_per_viewer_min: float
+    organic_entries_total: int
+    paid_entries_total: int
+    interactions_total: dict[str, int]
+    orders_total: int
+    gmv_total: float
+    gift_value_total: float
+    spend_total: float
+    live: bool
+
+
+class Moment(msgspec.Struct, kw_only=True, frozen=True):
+    """An interaction surge: the room's interaction rate well above its own
+    rolling baseline. ``strength`` is the peak robust z-score."""
+
+    room_id: str
+    start: float
+    end: float
+    strength: float
+    peak_per_min: float
+    interactions: int
+    kinds: list[str]
+
+
+class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
+    """An input that could not be used, with everything needed to look at it
+    again: the raw bytes (base64 in JSON), where it came from and why."""
+
+    reason: str
+    detail: str
+    source: str
+    raw: bytes
+    room_id: str | None = None
+
+
+Weight = Annotated[float, msgspec.Meta(ge=0)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class RampSettings(msgspec.Struct, kw_only=True, frozen=True):
+    window_s: Positive = 300.0
+    budget: NonNegative = 200.0
+    target_paid_entries: Annotated[int, msgspec.Meta(ge=0)] = 100
+    max_cost_per_entry: Positive = 2.0
+
+
+class McbSettings(msgspec.Struct, kw_only=True, frozen=True):
+    max_cost_per_interaction: Positive = 0.5
+    weights: dict[str, Weight] = msgspec.field(
+        default_factory=lambda: {"comment": 1.0, "like": 0.2, "share": 2.0, "follow": 2.0,
+                                 "gift": 1.0, "cart_add": 3.0, "order": 10.0}
+    )
+
+
+class Campaign(msgspec.Struct, kw_only=True, frozen=True):
+    """Per-room settings (``liveroom.campaigns``, compacted, keyed by room)."""
+
+    room_id: str
+    total_budget: NonNegative = 1000.0
+    ramp: RampSettings = msgspec.field(default_factory=RampSettings)
+    mcb: McbSettings = msgspec.field(default_factory=McbSettings)

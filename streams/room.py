@@ -1,0 +1,255 @@
+"""Per-room state core: event-time windows, online viewers, rates, totals, surges.
+
+Pure and deterministic: events in, snapshots and moments out, no clock, no I/O.
+Its whole state is one :class:`RoomState` struct, so the Kafka runtime can keep it
+as a changelog-backed table value and the embedded runtime in a dict, with the
+same results.
+
+Ordering. Events are buffered per tick and applied only when the tick closes
+(its end plus the grace period has been passed by the room's newest event time),
+sorted by ``(ts, event_id)``. So any arrival order within the grace period gives
+the same snapshots, to the bit: float sums are added in one fixed order.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+import msgspec
+
+from .config import CoreConfig
+from .events import INTERACTION_KINDS, N_KINDS, AnyEvent, Enter, Gift, Leave, Like, Order, RoomEnd, RoomStart, Spend
+from .models import Moment, RoomMetrics
+from .surge import SurgeDetector, SurgeState
+from .windows import closable_until, tick_end, tick_index, ticks_per
+
+# Layout of a per-tick count vector: one slot per interaction kind, then entries.
+ORGANIC = N_KINDS
+PAID = N_KINDS + 1
+VECTOR_LEN = N_KINDS + 2
+
+DUPLICATE = "duplicate"
+LATE = "late"
+TS_JUMP = "ts_jump"
+
+_apply_order = attrgetter("ts", "event_id")
+
+
+class RoomState(msgspec.Struct, kw_only=True):
+    """All of one room's state; encodable with msgspec (JSON or msgpack)."""
+
+    room_id: str
+    max_ts: float = 0.0
+    next_tick: int | None = None  # lowest tick not closed yet; None before the first close
+    buckets: dict[int, list[AnyEvent]] = msgspec.field(default_factory=dict)
+    seen: set[str] = msgspec.field(default_factory=set)
+    seen_log: list[tuple[int, list[str]]] = msgspec.field(default_factory=list)
+    online: set[str] = msgspec.field(default_factory=set)
+    peak_online: int = 0
+    recent: list[list[int]] = msgspec.field(default_factory=list)
+    recent_online: list[int] = msgspec.field(default_factory=list)
+    totals: list[int] = msgspec.field(default_factory=lambda: [0] * VECTOR_LEN)
+    gmv: float = 0.0
+    gift_value: float = 0.0
+    spend: float = 0.0
+    live: bool = True
+    started_at: float | None = None
+    ended_at: float | None = None
+    surge: SurgeState = msgspec.field(default_factory=SurgeState)
+
+
+class Outputs:
+    """Where a processor appends what it produced; a runtime drains the lists."""
+
+    __slots__ = ("metrics", "moments")
+
+    def __init__(self) -> None:
+        self.metrics: list[RoomMetrics] = []
+        self.moments: list[Moment] = []
+
+    def drain(self) -> tuple[list[RoomMetrics], list[Moment]]:
+        metrics, moments = self.metrics, self.moments
+        self.metrics, self.moments = [], []
+        return metrics, moments
+
+
+class RoomProcessor:
+    """Runs one room's :class:`RoomState` forward. Cheap to build around a stored state."""
+
+    __slots__ = ("config", "state", "out", "_tick", "_grace", "_window", "_horizon", "_surge", "_close_at")
+
+    def __init__(self, config: CoreConfig, state: RoomState, out: Outputs) -> None:
+        self.config = config
+        self.state = state
+        self.out = out
+        self._tick = config.tick_s
+        self._grace = config.grace_s
+        self._window = ticks_per(config.rate_window_s, config.tick_s)
+        self._horizon = ticks_per(config.dedup_horizon_s, config.tick_s)
+        self._surge = SurgeDetector(config.surge, tick_s=config.tick_s, state=state.surge)
+        self._close_at = self._next_close_ts()
+
+    def accept(self, event: AnyEvent) -> str | None:
+        """Take one valid event. Returns None when accepted, else why not
+        (``duplicate``, ``late`` or ``ts_jump``); the caller accounts for it."""
+        st = self.state
+        eid = event.event_id
+        if eid in st.seen:
+            return DUPLICATE
+        ts = event.ts
+        idx = tick_index(ts, self._tick)
+        if st.next_tick is not None and idx < st.next_tick:
+            return LATE
+        if ts > st.max_ts + self.config.max_future_s and st.max_ts > 0.0:
+            return TS_JUMP
+        st.seen.add(eid)
+        bucket = st.buckets.get(idx)
+        if bucket is None:
+            st.buckets[idx] = [event]
+            if st.next_tick is None:  # before the first close, the lowest tick may move down
+                self._close_at = min(self._close_at, tick_end(idx, self._tick) + self._grace)
+        else:
+            bucket.append(event)
+        if ts > st.max_ts:
+            st.max_ts = ts
+            if ts >= self._close_at:
+                self._close_until(closable_until(ts, self._grace, self._tick))
+        return None
+
+    def flush(self) -> None:
+        """Close every buffered tick now (end of input, or a room gone silent)
+        and end an open surge. Later events for those ticks count as late."""
+        st = self.state
+        if st.buckets:
+            self._close_until(max(st.buckets) + 1)
+        moment = self._surge.post_process(st.room_id)
+        if moment is not None:
+            self.out.moments.append(moment)
+
+    # -- internals -------------------------------------------------------
+
+    def _next_close_ts(self) -> float:
+        """Newest event time at which the lowest open tick may close."""
+        st = self.state
+        if st.next_tick is not None:
+            first = st.next_tick
+        elif st.buckets:
+            first = min(st.buckets)
+        else:
+            return float("inf")
+        return tick_end(first, self._tick) + self._grace
+
+    def _close_until(self, stop: int) -> None:
+        st = self.state
+        start = st.next_tick if st.next_tick is not None else (min(st.buckets) if st.buckets else stop)
+        for idx in range(start, stop):
+            self._close(idx)
+        if stop > start:
+            st.next_tick = stop
+        self._close_at = self._next_close_ts()
+
+    def _close(self, idx: int) -> None:
+        st = self.state
+        vec = [0] * VECTOR_LEN
+        bucket = st.buckets.pop(idx, None)
+        if bucket:
+            if len(bucket) > 1:
+                bucket.sort(key=_apply_order)
+            self._apply(bucket, vec)
+            st.seen_log.append((idx, [e.event_id for e in bucket]))
+        # Forget ids whose tick closed more than the dedup horizon ago.
+        log = st.seen_log
+        while log and log[0][0] < idx - self._horizon:
+            for eid in log.pop(0)[1]:
+                st.seen.discard(eid)
+        online = len(st.online)
+        if online > st.peak_online:
+            st.peak_online = online
+        st.totals = [a + b for a, b in zip(st.totals, vec)]
+        st.recent.append(vec)
+        st.recent_online.append(online)
+        if len(st.recent) > self._window:
+            del st.recent[0]
+            del st.recent_online[0]
+        self.out.metrics.append(self._snapshot(idx, online))
+        moment = self._surge.process_tick(st.room_id, idx, vec[:N_KINDS], online)
+        if moment is not None:
+            self.out.moments.append(moment)
+
+    def _apply(self, events: list[AnyEvent], vec: list[int]) -> None:
+        st = self.state
+        online = st.online
+        for ev in events:
+            cls = type(ev)
+            k = cls.kind_index
+            if k >= 0:
+                if cls is Like:
+                    vec[k] += ev.count
+                else:
+                    vec[k] += 1
+                    if cls is Order:
+                        st.gmv += ev.amount
+                    elif cls is Gift:
+                        st.gift_value += ev.value
+            elif cls is Enter:
+                if st.live and ev.user_id not in online:
+                    online.add(ev.user_id)
+                    vec[PAID if ev.source == "paid" else ORGANIC] += 1
+            elif cls is Leave:
+                online.discard(ev.user_id)
+            elif cls is Spend:
+                st.spend += ev.amount
+            elif cls is RoomStart:
+                st.live = True
+                if st.started_at is None:
+                    st.started_at = ev.ts
+            elif cls is RoomEnd:
+                # The broadcast is over: nobody is watching any more.
+                st.live = False
+                st.ended_at = ev.ts
+                online.clear()
+
+    def _snapshot(self, idx: int, online: int) -> RoomMetrics:
+        st = self.state
+        n = len(st.recent)
+        sums = [sum(col) for col in zip(*st.recent)]
+        per_min = 60.0 / (n * self._tick)
+        viewer_min = sum(st.recent_online) * self._tick / 60.0
+        inter = sum(sums[:N_KINDS])
+        totals = st.totals
+        return RoomMetrics(
+            room_id=st.room_id,
+            ts=tick_end(idx, self._tick),
+            online=online,
+            peak_online=st.peak_online,
+            organic_entries_per_min=round(sums[ORGANIC] * per_min, 4),
+            paid_entries_per_min=round(sums[PAID] * per_min, 4),
+            interactions_per_min={k: round(sums[i] * per_min, 4) for i, k in enumerate(INTERACTION_KINDS)},
+            interactions_per_viewer_min=round(inter / viewer_min, 6) if viewer_min > 0 else 0.0,
+            organic_entries_total=totals[ORGANIC],
+            paid_entries_total=totals[PAID],
+            interactions_total={k: totals[i] for i, k in enumerate(INTERACTION_KINDS)},
+            orders_total=totals[N_KINDS - 1],
+            gmv_total=round(st.gmv, 6),
+            gift_value_total=round(st.gift_value, 6),
+            spend_total=round(st.spend, 6),
+            live=st.live,
+        )
+
+
+def new_room(room_id: str) -> RoomState:
+    return RoomState(room_id=room_id)
+
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(RoomState)
+
+
+def encode_state(state: RoomState) -> bytes:
+    """Bytes of a room's whole state (a Kafka table value, a checkpoint)."""
+    return _state_encoder.encode(state)
+
+
+def decode_state(data: bytes) -> RoomState:
+    return _state_decoder.decode(data)

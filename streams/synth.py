@@ -1,0 +1,239 @@
+"""Synthetic live-room sessions with known ("planted") moments.
+
+What makes them realistic enough to test against: viewers arrive on a ramp after
+``room_start`` (organic, plus paid traffic front-loaded as a typical campaign
+buys it), stay for a log-normal dwell time, sometimes come back; every online
+viewer comments, likes, shares, adds to cart and orders at base rates; at
+planted moments (a product reveal, a flash sale) the rates jump, a few seconds
+after the moment shows on screen because audiences react late. Events reach the
+recorder slightly out of order and, rarely, twice (at-least-once delivery).
+
+The plan (:class:`RoomPlan`) is separate from the events so that the highlight
+side can render a matching video track from the same plan.
+
+Same seed, same bytes: one seeded numpy generator per room, gzip without mtime.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from .models import Campaign
+from .session import SESSION_FILE, SessionFiles, SessionInfo
+
+DEFAULT_START = 1_780_000_000.0  # a fixed epoch keeps outputs reproducible
+
+BASE_RATES = {  # per online viewer per second
+    "comment": 0.012, "like": 0.03, "share": 0.0008, "follow": 0.001,
+    "gift": 0.0004, "cart_add": 0.0015, "order": 0.0004,
+}
+MOMENT_KINDS = {  # rate multipliers while the audience reacts to the moment
+    "product_reveal": {"comment": 5.0, "like": 4.0, "share": 4.0, "follow": 3.0, "cart_add": 4.0},
+    "flash_sale": {"comment": 3.0, "like": 2.0, "cart_add": 8.0, "order": 10.0, "share": 2.0},
+}
+COMMENTS = ("how much?", "love it", "link please", "size?", "so cute", "wow", "buying now",
+            "does it ship today", "color options?", "hello from here")
+PRICES = (9.9, 19.9, 29.0, 49.0, 99.0)
+
+
+@dataclass(frozen=True)
+class PlantedMoment:
+    """A moment on screen from ``start`` to ``end`` (epoch s); the audience
+    reacts ``lag_s`` later."""
+
+    kind: str
+    start: float
+    end: float
+    lag_s: float
+
+
+@dataclass(frozen=True)
+class RoomPlan:
+    room_id: str
+    start: float
+    end: float
+    moments: tuple[PlantedMoment, ...] = field(default_factory=tuple)
+    peak_arrivals_per_s: float = 1.5
+    paid_arrivals_per_s: float = 0.6
+
+
+def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: float, *,
+              lag_s: float, peak_arrivals_per_s: float = 1.5) -> RoomPlan:
+    """Place the moments: a product reveal then a flash sale, repeating every
+    ~10 minutes, never in the first minute (the baseline is still forming)."""
+    duration = minutes * 60.0
+    moments = []
+    kinds = list(MOMENT_KINDS)
+    n = max(1, int(duration // 240))
+    slot = duration / (n + 1)
+    for i in range(n):
+        centre = slot * (i + 1) + rng.uniform(-0.15, 0.15) * slot
+        length = float(rng.uniform(35.0, 60.0))
+        begin = max(90.0, centre - length / 2)
+        if begin + length + lag_s > duration - 20:
+            continue
+        moments.append(PlantedMoment(kinds[i % 2], round(start + begin, 3), round(start + begin + length, 3), lag_s))
+    return RoomPlan(room_id, start, start + duration, tuple(moments), peak_arrivals_per_s,
+                    paid_arrivals_per_s=peak_arrivals_per_s * 0.4)
+
+
+def _multipliers(plan: RoomPlan, t: float) -> dict[str, float]:
+    for m in plan.moments:
+        if m.start + m.lag_s <= t < m.end + m.lag_s:
+            return MOMENT_KINDS[m.kind]
+    return {}
+
+
+def simulate_room(rng: np.random.Generator, plan: RoomPlan, *, duplicate_rate: float = 0.002,
+                  max_delay_s: float = 3.0) -> list[tuple[float, int, bytes]]:
+    """All events of one room as ``(arrival time, sequence, JSON line)``, sorted by arrival."""
+    enc = msgspec.json.Encoder()
+    out: list[tuple[float, int, bytes]] = []
+    seq = 0
+    rid = plan.room_id
+
+    def emit(ts: float, etype: str, **fields: object) -> None:
+        nonlocal seq
+        seq += 1
+        ts = round(ts, 3)
+        line = enc.encode({"event_id": f"{rid}-{seq:08d}", "room_id": rid, "ts": ts, "type": etype, **fields})
+        arrival = ts + min(float(rng.exponential(0.3)), max_delay_s)
+        out.append((arrival, seq, line))
+        if rng.random() < duplicate_rate:
+            out.append((arrival + float(rng.uniform(0.0, max_delay_s)), seq, line))
+
+    online: list[str] = []
+    where: dict[str, int] = {}
+    leaves: list[tuple[float, str]] = []
+    returning: list[str] = []
+    users = 0
+    skus = [f"sku-{i}" for i in range(1, 6)]
+    duration = int(plan.end - plan.start)
+    emit(plan.start, "room_start", user_id=f"host-{rid}")
+    spend_window = 0
+
+    def add(user: str, ts: float, source: str) -> None:
+        where[user] = len(online)
+        online.append(user)
+        emit(ts, "enter", user_id=user, source=source)
+        median = 35.0 if source == "paid" else 90.0
+        heapq.heappush(leaves, (ts + float(rng.lognormal(math.log(median), 0.9)), user))
+
+    def remove(user: str, ts: float) -> None:
+        i = where.pop(user)
+        last = online.pop()
+        if last != user:
+            online[i] = last
+            where[last] = i
+        emit(ts, "leave", user_id=user)
+        if rng.random() < 0.15:
+            returning.append(user)
+
+    for sec in range(duration):
+        t0 = plan.start + sec
+        while leaves and leaves[0][0] < t0 + 1:
+            ts, user = heapq.heappop(leaves)
+            if user in where:
+                remove(user, max(ts, t0))
+        mult = _multipliers(plan, t0)
+        ramp = 1.0 - math.exp(-sec / 90.0)
+        buzz = 1.0 + (0.8 if mult else 0.0)
+        for _ in range(rng.poisson(plan.peak_arrivals_per_s * ramp * buzz)):
+            if returning and rng.random() < 0.3:
+                user = returning.pop(int(rng.integers(len(returning))))
+                if user in where:
+                    continue
+            else:
+                users += 1
+                user = f"u{rid[-3:]}{users:06d}"
+            add(user, t0 + float(rng.random()), "organic")
+        paid = int(rng.poisson(plan.paid_arrivals_per_s * math.exp(-sec / 180.0)))
+        for _ in range(paid):
+            users += 1
+            add(f"p{rid[-3:]}{users:06d}", t0 + float(rng.random()), "paid")
+        spend_window += paid
+        if sec % 5 == 4 and spend_window:
+            cost = sum(float(rng.lognormal(math.log(0.8), 0.3)) for _ in range(spend_window))
+            emit(t0 + 0.999, "spend", amount=round(cost, 4), user_id="ad-server")
+            spend_window = 0
+        if not online:
+            continue
+        for kind, rate in BASE_RATES.items():
+            k = int(rng.poisson(len(online) * rate * mult.get(kind, 1.0)))
+            for _ in range(k):
+                user = online[int(rng.integers(len(online)))]
+                ts = t0 + float(rng.random())
+                if kind == "comment":
+                    emit(ts, kind, user_id=user, text=COMMENTS[int(rng.integers(len(COMMENTS)))])
+                elif kind == "like":
+                    emit(ts, kind, user_id=user, count=int(rng.geometric(0.5)))
+                elif kind == "gift":
+                    emit(ts, kind, user_id=user, value=float(rng.choice((1.0, 5.0, 10.0))))
+                elif kind == "cart_add":
+                    emit(ts, kind, user_id=user, sku=skus[int(rng.integers(len(skus)))])
+                elif kind == "order":
+                    i = int(rng.integers(len(skus)))
+                    emit(ts, kind, user_id=user, sku=skus[i], amount=PRICES[i])
+                else:
+                    emit(ts, kind, user_id=user)
+    emit(plan.end, "room_end", user_id=f"host-{rid}")
+    out.sort()
+    return out
+
+
+def default_campaign(room_id: str, minutes: float) -> Campaign:
+    """A campaign sized to the synthetic room, so its budget binds."""
+    return Campaign(room_id=room_id, total_budget=round(40.0 * minutes, 2))
+
+
+def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, rooms: int = 1,
+                  start: float = DEFAULT_START, lag_s: float = 4.0, peak_arrivals_per_s: float = 1.5,
+                  compress: bool = True) -> Path:
+    """Write a session folder (events, ``session.json``, ``labels.json``); returns its path."""
+    if minutes <= 0 or rooms < 1:
+        raise ValueError("minutes must be > 0 and rooms >= 1")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    plans, streams = [], []
+    for r in range(rooms):
+        rng = np.random.default_rng([seed, r])
+        room_start = start + (float(rng.uniform(0, 60)) if r else 0.0)
+        plan = plan_room(rng, f"room-{r + 1:03d}", round(room_start, 3), minutes, lag_s=lag_s,
+                         peak_arrivals_per_s=peak_arrivals_per_s)
+        plans.append(plan)
+        streams.append(simulate_room(rng, plan))
+    events_name = "events.jsonl.gz" if compress else "events.jsonl"
+    with open(folder / events_name, "wb") as disk:
+        sink = gzip.GzipFile(filename="", mode="wb", fileobj=disk, mtime=0) if compress else disk
+        for _, _, line in heapq.merge(*streams):
+            sink.write(line)
+            sink.write(b"\n")
+        if compress:
+            sink.close()
+    first = plans[0]
+    info = SessionInfo(
+        room_id=first.room_id,
+        title=f"synthetic session, seed {seed}, {rooms} room(s)",
+        start=first.start,
+        end=max(p.end for p in plans),
+        files=SessionFiles(events=events_name, labels="labels.json"),
+        campaign=default_campaign(first.room_id, minutes),
+    )
+    (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+    labels = {
+        "seed": seed,
+        "moments": [
+            {"room_id": p.room_id, "kind": m.kind, "start": m.start, "end": m.end, "lag_s": m.lag_s}
+            for p in plans for m in p.moments
+        ],
+        "decoys": [],
+    }
+    (folder / "labels.json").write_bytes(msgspec.json.format(msgspec.json.encode(labels), indent=2) + b"\n")
+    return folder

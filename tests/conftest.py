@@ -1,0 +1,31 @@
+"""Shared fixtures: small synthetic sessions built once per test run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.synth import synth_session
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "examples" / "sample-session"
+
+
+@pytest.fixture(scope="session")
+def sample_session() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def synth_factory(tmp_path_factory):
+    """Build (and cache) synthetic sessions by parameters."""
+    cache: dict[tuple, Path] = {}
+
+    def make(**kwargs) -> Path:
+        key = tuple(sorted(kwargs.items()))
+        if key not in cache:
+            cache[key] = synth_session(tmp_path_factory.mktemp("synth"), **kwargs)
+        return cache[key]
+
+    return make

@@ -1,0 +1,46 @@
+"""The ``liveroom`` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from liveroom.cli import main
+
+
+def test_replay_sample_writes_outputs_and_report(sample_session, tmp_path):
+    result = CliRunner().invoke(main, ["replay", str(sample_session), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "dead letters" in result.output
+    for name in ("room-metrics.jsonl", "moments.jsonl", "dead-letters.jsonl", "summary.json", "run.json", "report.html"):
+        assert (tmp_path / name).is_file(), name
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("<svg") == 1 and "room-001" in html
+    assert json.loads((tmp_path / "run.json").read_text())["inputs_per_s"] > 0
+
+
+def test_report_is_byte_identical(sample_session, tmp_path):
+    for run in ("a", "b"):
+        assert CliRunner().invoke(main, ["replay", str(sample_session), "--out", str(tmp_path / run)]).exit_code == 0
+    assert (tmp_path / "a" / "report.html").read_bytes() == (tmp_path / "b" / "report.html").read_bytes()
+
+
+def test_synth_then_replay(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["synth", str(tmp_path / "s"), "--minutes", "2", "--seed", "4", "--rooms", "2"]).exit_code == 0
+    result = runner.invoke(main, ["replay", str(tmp_path / "s"), "--out", str(tmp_path / "o"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads((tmp_path / "o" / "summary.json").read_text())["rooms"]) == {"room-001", "room-002"}
+
+
+def test_bad_session_folder_is_one_clear_message_not_a_traceback(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "session.json").write_text("{broken")
+    proc = subprocess.run([sys.executable, "-m", "liveroom.cli", "replay", str(tmp_path / "s")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "Error: " in proc.stderr and "not valid JSON" in proc.stderr
