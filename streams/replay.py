@@ -33,7 +33,6 @@ RUN_FILE = "run.json"
 
 # Called with each batch of snapshots, in order; later stages (bidding) hook in here.
 MetricsObserver = Callable[[list[RoomMetrics]], None]
-_BATCH = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -105,15 +104,13 @@ def replay_session(
 
     bar = _progress(reader, enabled=progress)
     started = time.perf_counter()
-    feed = core.feed
     line = 0
     try:
-        for raw in reader:
-            line += 1
-            feed(raw, line)
-            if not line % _BATCH:
-                drain()
-                bar.update(reader.position - bar.n)
+        for lines in reader.chunks():
+            core.feed_many(lines, line + 1)
+            line += len(lines)
+            drain()
+            bar.update(reader.position - bar.n)
         if reader.error is not None:
             reason, detail = reader.error
             core.reject_input(b"", reason, detail, line + 1)

@@ -21,7 +21,7 @@ from .config import CoreConfig
 from .events import INTERACTION_KINDS, N_KINDS, AnyEvent, Enter, Gift, Leave, Like, Order, RoomEnd, RoomStart, Spend
 from .models import Moment, RoomMetrics
 from .surge import SurgeDetector, SurgeState
-from .windows import closable_until, tick_end, tick_index, ticks_per
+from .windows import closable_until, tick_end, ticks_per
 
 # Layout of a per-tick count vector: one slot per interaction kind, then entries.
 ORGANIC = N_KINDS
@@ -76,7 +76,8 @@ class Outputs:
 class RoomProcessor:
     """Runs one room's :class:`RoomState` forward. Cheap to build around a stored state."""
 
-    __slots__ = ("config", "state", "out", "_tick", "_grace", "_window", "_horizon", "_surge", "_close_at")
+    __slots__ = ("config", "state", "out", "_tick", "_grace", "_window", "_horizon", "_max_future", "_surge",
+                 "_close_at", "_seen", "_buckets")
 
     def __init__(self, config: CoreConfig, state: RoomState, out: Outputs) -> None:
         self.config = config
@@ -86,26 +87,30 @@ class RoomProcessor:
         self._grace = config.grace_s
         self._window = ticks_per(config.rate_window_s, config.tick_s)
         self._horizon = ticks_per(config.dedup_horizon_s, config.tick_s)
+        self._max_future = config.max_future_s
+        self._seen = state.seen
+        self._buckets = state.buckets
         self._surge = SurgeDetector(config.surge, tick_s=config.tick_s, state=state.surge)
         self._close_at = self._next_close_ts()
 
     def accept(self, event: AnyEvent) -> str | None:
         """Take one valid event. Returns None when accepted, else why not
         (``duplicate``, ``late`` or ``ts_jump``); the caller accounts for it."""
-        st = self.state
         eid = event.event_id
-        if eid in st.seen:
+        seen = self._seen
+        if eid in seen:
             return DUPLICATE
+        st = self.state
         ts = event.ts
-        idx = tick_index(ts, self._tick)
+        idx = int(ts // self._tick)  # tick_index, inlined: this is the per-event hot path
         if st.next_tick is not None and idx < st.next_tick:
             return LATE
-        if ts > st.max_ts + self.config.max_future_s and st.max_ts > 0.0:
+        if ts > st.max_ts + self._max_future and st.max_ts > 0.0:
             return TS_JUMP
-        st.seen.add(eid)
-        bucket = st.buckets.get(idx)
+        seen.add(eid)
+        bucket = self._buckets.get(idx)
         if bucket is None:
-            st.buckets[idx] = [event]
+            self._buckets[idx] = [event]
             if st.next_tick is None:  # before the first close, the lowest tick may move down
                 self._close_at = min(self._close_at, tick_end(idx, self._tick) + self._grace)
         else:

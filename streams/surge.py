@@ -40,6 +40,7 @@ class SurgeState(msgspec.Struct, kw_only=True):
     """Everything the detector needs to resume, so it can live in a table."""
 
     history: list[list[int]] = msgspec.field(default_factory=list)  # per-kind counts + online, per tick
+    rates: list[float] = msgspec.field(default_factory=list)  # interactions per viewer, per tick (-1: nobody)
     active: bool = False
     start_index: int = 0
     last_index: int = 0
@@ -85,7 +86,7 @@ class SurgeDetector:
         history = st.history
         moment = None
         if len(history) >= self._warmup_len:
-            z = robust_z(count, online, [sum(h[:N_KINDS]) / h[N_KINDS] for h in history if h[N_KINDS] > 0])
+            z = robust_z(count, online, [r for r in st.rates if r >= 0.0])
         else:
             z = 0.0
         if st.active:
@@ -109,8 +110,10 @@ class SurgeDetector:
             return None
         # Only calm ticks make the baseline, so a surge never raises its own bar.
         history.append([*kinds, online])
+        st.rates.append(count / online if online > 0 else -1.0)
         if len(history) > self._baseline_len:
             del history[0]
+            del st.rates[0]
         return moment
 
     def post_process(self, room_id: str) -> Moment | None:
