@@ -21,25 +21,45 @@ def main() -> None:
     """Live-commerce room intelligence: room state, traffic bidding, highlight clips."""
 
 
+def _open(session: Path):
+    try:
+        return open_session(session)
+    except SessionError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @main.command()
 @click.argument("session", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
-              help="Folder for the outputs.")
-@click.option("--report/--no-report", default=True, show_default=True, help="Write report.html.")
+              help="Folder for the outputs (embedded).")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None,
+              help="Produce the events to Kafka instead of replaying embedded.")
+@click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --kafka: times real time; 0 = as fast as possible.")
+@click.option("--report/--no-report", default=True, show_default=True, help="Write report.html (embedded).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def replay(session: Path, out_dir: Path, report: bool, progress: bool | None) -> None:
-    """Replay a recorded SESSION folder embedded (no Kafka) and write its outputs."""
+def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float, report: bool,
+           progress: bool | None) -> None:
+    """Replay a recorded SESSION folder: embedded (no Kafka), or onto Kafka with --kafka."""
+    settings = Settings()
+    sess = _open(session)
+    show = sys.stderr.isatty() if progress is None else progress
+    if bootstrap:
+        from streams.kafka_io import produce_session
+        from streams.kafka_topics import create_topics
+
+        config = settings.kafka_config(bootstrap)
+        create_topics(config)
+        counts = produce_session(sess, config, speed=speed, progress=show)
+        click.echo(f"produced {counts['sent']} events to liveroom.events ({counts['unkeyed']} without a room key) "
+                   f"in {counts['seconds']} s")
+        if counts["file_error"]:
+            click.echo(f"warning: {counts['file_error'][1]}", err=True)
+        return
     from streams.replay import replay_session
 
-    settings = Settings()
-    try:
-        sess = open_session(session)
-    except SessionError as exc:
-        raise click.UsageError(str(exc)) from None
-    result = replay_session(
-        sess, out_dir, settings.core_config(), ts_margin_s=settings.session_ts_margin_s,
-        progress=sys.stderr.isatty() if progress is None else progress,
-    )
+    result = replay_session(sess, out_dir, settings.core_config(), ts_margin_s=settings.session_ts_margin_s,
+                            progress=show)
     if report:
         from .report import render_report
 
@@ -51,6 +71,52 @@ def replay(session: Path, out_dir: Path, report: bool, progress: bool | None) ->
         f"{s['outputs']['moments.jsonl']} moments; {result.events_per_s:,.0f} inputs/s"
     )
     click.echo(f"outputs in {out_dir}/")
+
+
+@main.command()
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--loglevel", default="info", show_default=True)
+def worker(bootstrap: str | None, loglevel: str) -> None:
+    """Run the streams Faust worker (creates the topics first)."""
+    import faust
+
+    from streams.kafka_app import create_app
+    from streams.kafka_topics import create_topics
+
+    settings = Settings()
+    config = settings.kafka_config(bootstrap)
+    create_topics(config)
+    app = create_app(config, settings.core_config())
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+@main.command()
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+def topics(bootstrap: str | None) -> None:
+    """Create the data contract's topics with the configured partition count."""
+    from streams.kafka_topics import create_topics
+
+    created = create_topics(Settings().kafka_config(bootstrap))
+    click.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--room", required=True, help="Room id (the message key) to capture.")
+@click.option("--idle-timeout", type=float, default=10.0, show_default=True,
+              help="Stop after this many seconds without a message.")
+@click.option("--latest", is_flag=True, help="Only events produced from now on (default: from the beginning).")
+def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float, latest: bool) -> None:
+    """Capture a live room's events from Kafka into a session folder OUT_DIR."""
+    from streams.kafka_io import record_room
+
+    try:
+        folder = record_room(Settings().kafka_config(bootstrap), room, out_dir, from_beginning=not latest,
+                             idle_timeout_s=idle_timeout)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"session recorded to {folder}/")
 
 
 @main.command()

@@ -4,9 +4,11 @@ config values built here."""
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.config import CoreConfig
+from streams.kafka_topics import KafkaConfig
 from streams.surge import SurgeConfig
 
 
@@ -26,6 +28,44 @@ class Settings(BaseSettings):
     surge_z_on: float = 3.5
     surge_z_off: float = 1.5
     surge_min_per_tick: int = 5
+
+    # Kafka runtime
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_app_id: str = "liveroom"
+    kafka_partitions: int = 4
+    kafka_replication_factor: int = 1
+    kafka_processing_guarantee: str = "at_least_once"
+    kafka_store: str = "memory://"
+    kafka_data_dir: str = "./.liveroom-data"
+    kafka_batch_max: int = 2000
+    kafka_batch_within_s: float = 0.25
+    kafka_silence_s: float = 30.0
+    kafka_session_timeout_s: float = 30.0
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None  # never printed: SecretStr masks it in repr and logs
+    kafka_ssl_cafile: str | None = None
+
+    def kafka_config(self, bootstrap_servers: str | None = None) -> KafkaConfig:
+        return KafkaConfig(
+            bootstrap_servers=bootstrap_servers or self.kafka_bootstrap_servers,
+            app_id=self.kafka_app_id,
+            partitions=self.kafka_partitions,
+            replication_factor=self.kafka_replication_factor,
+            processing_guarantee=self.kafka_processing_guarantee,
+            store=self.kafka_store,
+            data_dir=self.kafka_data_dir,
+            batch_max=self.kafka_batch_max,
+            batch_within_s=self.kafka_batch_within_s,
+            silence_s=self.kafka_silence_s,
+            session_timeout_s=self.kafka_session_timeout_s,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
+            ssl_cafile=self.kafka_ssl_cafile,
+        )
 
     def core_config(self) -> CoreConfig:
         return CoreConfig(

@@ -7,4 +7,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# The integration tests start real Apache Kafka brokers with scripts/kafka.sh;
+# resolve its jars now so a Maven problem shows up here, plainly.
+./scripts/kafka.sh fetch
 exec .venv/bin/python -m pytest "$@"

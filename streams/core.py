@@ -60,10 +60,14 @@ class StreamCore:
         """Take one raw input. Never raises for bad input."""
         self.feed_many((raw,), where)
 
-    def feed_many(self, raws: Iterable[bytes], where: object = 1) -> None:
-        """Take raw inputs in order. When ``where`` is an int (a line number),
-        it counts up per input; otherwise every input is given the same ``where``."""
+    def feed_many(self, raws: Iterable[bytes], where: object = 1, *, expect_room: str | None = None) -> None:
+        """Take raw inputs in order. ``where`` labels them for dead letters: an int
+        (a line number) counts up per input, a list gives one label per input,
+        anything else labels all. With ``expect_room`` (the Kafka message key),
+        an event of another room is refused as ``key_mismatch``: its state lives
+        on another partition."""
         count = isinstance(where, int)
+        labels = where if isinstance(where, list) else None
         lo, hi = self.decoder.ts_bounds or (float("-inf"), float("inf"))
         max_bytes = self.config.max_event_bytes
         decode = self._fast_decode
@@ -82,8 +86,12 @@ class StreamCore:
                 try:
                     event = self.decoder.decode(raw)
                 except Rejected as rej:
-                    self._reject(raw, rej.reason, rej.detail, where + n - 1 if count else where)
+                    self._reject(raw, rej.reason, rej.detail, _label(where, n, count, labels))
                     continue
+            if expect_room is not None and event.room_id != expect_room:
+                self._reject(raw, "key_mismatch", f"message key {expect_room!r} is not the event's room "
+                             f"{event.room_id!r}", _label(where, n, count, labels), room_id=event.room_id)
+                continue
             proc = procs.get(event.room_id)
             if proc is None:
                 proc = self.load(RoomState(room_id=event.room_id))
@@ -93,7 +101,7 @@ class StreamCore:
             elif verdict is DUPLICATE:
                 self.duplicates += 1
             else:
-                self._reject_event(raw, event, proc, verdict, where + n - 1 if count else where)
+                self._reject_event(raw, event, proc, verdict, _label(where, n, count, labels))
         self.inputs += n
 
     def _reject_event(self, raw: bytes, event, proc: RoomProcessor, verdict: str, where: object) -> None:
@@ -142,3 +150,10 @@ class StreamCore:
             "dead_letter_reasons": dict(sorted(self.rejected.items())),
             "all_accounted_for": self.inputs == self.processed + self.duplicates + self.dead,
         }
+
+
+def _label(where: object, n: int, count: bool, labels: list | None) -> object:
+    """Where the n-th input of a feed_many call came from (see its docstring)."""
+    if labels is not None:
+        return labels[n - 1]
+    return where + n - 1 if count else where  # type: ignore[operator]

@@ -1,0 +1,190 @@
+"""Kafka runtime: the streams core as a Faust agent (faust-streaming).
+
+Thin by design. The agent takes events in batches, groups them by message key
+(the room), loads each room's :class:`~streams.room.RoomState` from a
+changelog-backed table, runs the same :class:`~streams.core.StreamCore` as the
+embedded replay, writes each touched room's state back once per batch, and
+publishes snapshots, moments and dead letters.
+
+Why the table is written with an explicit partition: a batch holds events from
+several partitions, and Faust's ``table[key] = value`` would send the changelog
+record to the partition of whatever event is current. Each room's state goes to
+the partition its events came from, so a restarted or rebalanced worker restores
+exactly the rooms it now owns.
+
+Why duplicates cannot double-count after a crash: with at-least-once delivery a
+restarted worker sees again the events after the last committed offset, but the
+restored state remembers recent event ids (``dedup_horizon_s``) and drops them.
+Snapshots may be published twice; they are keyed by room and stamped with the
+tick, so consumers keep the last one.
+
+The only wall-clock logic is the silence timer: a room whose partition has no
+unprocessed backlog and that saw no event for ``silence_s`` is flushed, as the
+embedded replay flushes every room at the end of its input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from pathlib import Path
+
+import faust
+import msgspec
+
+from .config import CoreConfig
+from .core import StreamCore
+from .kafka_topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
+from .room import decode_state, encode_state
+
+log = logging.getLogger(__name__)
+STATE_TABLE = "room-state"
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _credentials(config: KafkaConfig):
+    context = ssl.create_default_context(cafile=config.ssl_cafile) if config.security_protocol.endswith("SSL") else None
+    if config.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=config.sasl_username, password=config.sasl_password,
+                                     mechanism=config.sasl_mechanism, ssl_context=context)
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+class RoomsRuntime:
+    """What the agent and the silence timer do; holds no Faust magic of its own."""
+
+    def __init__(self, app: faust.App, table, core_config: CoreConfig, config: KafkaConfig) -> None:
+        self.app = app
+        self.table = table
+        self.config = config
+        self.core = StreamCore(core_config, source=f"{EVENTS}/")
+        self.metrics_topic = app.topic(ROOM_METRICS, key_serializer="raw", value_serializer="raw")
+        self.moments_topic = app.topic(MOMENTS, key_serializer="raw", value_serializer="raw")
+        self.dead_topic = app.topic(DEAD_LETTERS, key_serializer="raw", value_serializer="raw")
+        self.offsets: dict = {}  # highest offset processed, per topic-partition
+        self.last_seen: dict[bytes, tuple[float, object]] = {}  # room key -> (monotonic time, tp)
+        self.lock = asyncio.Lock()
+        self._logged = time.monotonic()
+
+    async def process(self, events) -> None:
+        async with self.lock:
+            core = self.core
+            core.processors.clear()
+            by_key: dict[bytes | None, list] = {}
+            for event in events:
+                msg = event.message
+                by_key.setdefault(msg.key, []).append(msg)
+                previous = self.offsets.get(msg.tp)
+                if previous is None:
+                    log.info("rooms agent: processing partition %s[%d]", msg.tp.topic, msg.tp.partition)
+                if previous is None or msg.offset > previous:
+                    self.offsets[msg.tp] = msg.offset
+            now = time.monotonic()
+            touched = []
+            for key, msgs in by_key.items():
+                room = key.decode("utf-8", "replace") if key else ""
+                if room and room not in core.processors:
+                    stored = self.table.get(key)
+                    if stored is not None:
+                        core.load(decode_state(stored))
+                core.feed_many([m.value or b"" for m in msgs], [f"{m.partition}@{m.offset}" for m in msgs],
+                               expect_room=room)
+                if room in core.processors:
+                    touched.append((key, room, msgs[-1].tp))
+                    self.last_seen[key] = (now, msgs[-1].tp)
+            for key, room, tp in touched:
+                self._persist(key, core.processors[room].state, tp.partition)
+            await self._publish()
+        if now - self._logged > 30:
+            self._logged = now
+            log.info("rooms agent: %s", core.accounting())
+
+    async def flush_silent(self) -> None:
+        """Flush rooms quiet for ``silence_s`` whose partition has no backlog."""
+        async with self.lock:
+            now = time.monotonic()
+            assigned = self.app.consumer.assignment()
+            core = self.core
+            core.processors.clear()
+            flushed = []
+            for key, (seen_at, tp) in list(self.last_seen.items()):
+                if tp not in assigned:
+                    del self.last_seen[key]
+                    continue
+                if now - seen_at < self.config.silence_s:
+                    continue
+                highwater = self.app.consumer.highwater(tp)
+                if highwater is None or self.offsets.get(tp, -1) + 1 < highwater:
+                    continue  # events of this partition still wait: not silent, just behind
+                del self.last_seen[key]
+                stored = self.table.get(key)
+                state = decode_state(stored) if stored is not None else None
+                if state is None or (not state.buckets and not state.surge.active):
+                    continue
+                core.load(state).flush()
+                flushed.append((key, state, tp.partition))
+            for key, state, partition in flushed:
+                self._persist(key, state, partition)
+            await self._publish()
+            if flushed:
+                log.info("flushed %d silent room(s)", len(flushed))
+
+    def _persist(self, key: bytes, state, partition: int) -> None:
+        value = encode_state(state)
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, value)
+
+    async def _publish(self) -> None:
+        metrics, moments, dead = self.core.drain()
+        for m in metrics:
+            await self.metrics_topic.send(key=m.room_id.encode(), value=_encode(m))
+        for m in moments:
+            await self.moments_topic.send(key=m.room_id.encode(), value=_encode(m))
+        for d in dead:
+            await self.dead_topic.send(key=d.room_id.encode() if d.room_id else None, value=_encode(d))
+
+
+def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
+    """The Faust app of the streams side: one agent, one table, one timer."""
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # Faust does not create datadir parents
+    app = faust.App(
+        config.app_id,
+        broker=[f"kafka://{h}" for h in config.bootstrap_servers.split(",")],
+        broker_credentials=_credentials(config),
+        store=config.store,
+        datadir=config.data_dir,
+        processing_guarantee=config.processing_guarantee,
+        topic_partitions=config.partitions,
+        topic_replication_factor=config.replication_factor,
+        topic_allow_declare=True,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        web_enabled=False,
+        table_cleanup_interval=3600.0,
+    )
+    events = app.topic(EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                       partitions=config.partitions)
+    # Values are the msgpack bytes of RoomState: ``bytes`` makes Faust use its
+    # raw codec in the store, the changelog and recovery alike.
+    table = app.Table(STATE_TABLE, partitions=config.partitions, key_type=bytes, value_type=bytes)
+    runtime = RoomsRuntime(app, table, core_config, config)
+    app.rooms_runtime = runtime  # type: ignore[attr-defined]
+
+    @app.agent(events, name="rooms")
+    async def rooms(stream):
+        async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
+            await runtime.process(batch)
+
+    @app.timer(interval=max(0.5, config.silence_s / 4))
+    async def flush_silent_rooms():
+        await runtime.flush_silent()
+
+    return app

@@ -1,0 +1,118 @@
+"""Recorded sessions in and out of Kafka, with kafka-python.
+
+``produce_session`` replays a session's events onto ``liveroom.events`` keyed by
+room, in file order (so each room's order is the recorded one), optionally paced
+at ``speed`` times real time. ``record_room`` captures one room's events back
+into a session folder that ``liveroom replay`` accepts.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+
+from .kafka_topics import EVENTS, KafkaConfig
+from .session import SESSION_FILE, LineReader, Session, SessionFiles, SessionInfo
+
+
+class _Routing(msgspec.Struct):
+    """The two fields a producer needs: the key, and event time for pacing."""
+
+    room_id: str
+    ts: float = 0.0
+
+
+_routing = msgspec.json.Decoder(_Routing).decode
+
+
+def routing(raw: bytes) -> tuple[bytes | None, float | None]:
+    """``(key, ts)`` of a raw event; ``(None, None)`` when it has none (it is
+    produced anyway, unkeyed, and the workers dead-letter it)."""
+    try:
+        r = _routing(raw)
+    except msgspec.MsgspecError:
+        return None, None
+    return r.room_id.encode(), r.ts
+
+
+def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0, topic: str = EVENTS,
+                    progress: bool = False) -> dict:
+    """Produce every line of the session's events file; returns counts."""
+    from kafka import KafkaProducer
+    from tqdm import tqdm
+
+    producer = KafkaProducer(acks="all", linger_ms=20, batch_size=512 * 1024, enable_idempotence=True,
+                             max_in_flight_requests_per_connection=5, **config.kafka_python_options())
+    reader = LineReader(session.events_path)
+    sent = unkeyed = 0
+    first_ts: float | None = None
+    started = time.monotonic()
+    bar = tqdm(total=reader.size, unit="B", unit_scale=True, disable=not progress, leave=False)
+    try:
+        for lines in reader.chunks():
+            for raw in lines:
+                key, ts = routing(raw)
+                if speed > 0 and ts is not None:
+                    if first_ts is None:
+                        first_ts = ts
+                    wait = (ts - first_ts) / speed - (time.monotonic() - started)
+                    if wait > 0:
+                        time.sleep(wait)
+                unkeyed += key is None
+                producer.send(topic, key=key, value=raw)
+                sent += 1
+            bar.update(reader.position - bar.n)
+        producer.flush()
+    finally:
+        bar.close()
+        producer.close()
+    return {"sent": sent, "unkeyed": unkeyed, "file_error": reader.error,
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: str = EVENTS,
+                from_beginning: bool = True, idle_timeout_s: float = 10.0, max_seconds: float | None = None) -> Path:
+    """Capture one room's events into a session folder. Stops at the room's
+    ``room_end`` once nothing more arrives, after ``idle_timeout_s`` without a
+    message, or after ``max_seconds``."""
+    from kafka import KafkaConsumer
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest" if from_beginning else "latest",
+                             **config.kafka_python_options())
+    key = room_id.encode()
+    lo, hi, n = float("inf"), float("-inf"), 0
+    started = last = time.monotonic()
+    ended = False
+    try:
+        with open(folder / "events.jsonl", "wb") as f:
+            while True:
+                batch = consumer.poll(timeout_ms=500)
+                now = time.monotonic()
+                for records in batch.values():
+                    for rec in records:
+                        last = now
+                        if rec.key != key:
+                            continue
+                        f.write(rec.value + b"\n")
+                        n += 1
+                        _, ts = routing(rec.value)
+                        if ts is not None:
+                            lo, hi = min(lo, ts), max(hi, ts)
+                        ended = ended or b'"room_end"' in rec.value
+                if (ended and not batch) or now - last > idle_timeout_s:
+                    break
+                if max_seconds is not None and now - started > max_seconds:
+                    break
+    finally:
+        consumer.close()
+    if n == 0:
+        raise ValueError(f"no events of room {room_id!r} on {topic}")
+    info = SessionInfo(room_id=room_id, start=lo, end=hi, title=f"recorded from {topic}",
+                       files=SessionFiles(events="events.jsonl"))
+    (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+    return folder
