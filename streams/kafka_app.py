@@ -169,6 +169,11 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
         stream_wait_empty=False,
         web_enabled=False,
         table_cleanup_interval=3600.0,
+        # Throughput: the agent works in batches of ``batch_max``, so let the
+        # fetcher hand over several batches' worth at a time.
+        broker_max_poll_records=config.batch_max * 2,
+        stream_buffer_maxsize=config.batch_max * 4,
+        consumer_max_fetch_size=4 * 1024 * 1024,
     )
     events = app.topic(EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                        partitions=config.partitions)

@@ -1,0 +1,14 @@
+# One image for every liveroom service (worker, topic init, replay); the command picks the role.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY streams ./streams
+COPY bidding ./bidding
+COPY highlight ./highlight
+COPY liveroom ./liveroom
+RUN pip install . && useradd --create-home liveroom && mkdir -p /data && chown liveroom /data
+COPY examples ./examples
+USER liveroom
+ENTRYPOINT ["liveroom"]
+CMD ["--help"]
