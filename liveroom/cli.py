@@ -56,19 +56,14 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float, re
         if counts["file_error"]:
             click.echo(f"warning: {counts['file_error'][1]}", err=True)
         return
-    from streams.replay import replay_session
+    from .embedded import run_embedded
 
-    result = replay_session(sess, out_dir, settings.core_config(), ts_margin_s=settings.session_ts_margin_s,
-                            progress=show)
-    if report:
-        from .report import render_report
-
-        render_report(out_dir)
+    result = run_embedded(sess, out_dir, settings, progress=show, report=report)
     s = result.summary
     click.echo(
         f"{s['inputs']} inputs: {s['processed']} processed, {s['duplicates']} duplicates, "
         f"{s['dead_letters']} dead letters; {s['outputs']['room-metrics.jsonl']} snapshots, "
-        f"{s['outputs']['moments.jsonl']} moments; {result.events_per_s:,.0f} inputs/s"
+        f"{s['outputs']['moments.jsonl']} moments, bid decisions; {result.events_per_s:,.0f} inputs/s"
     )
     click.echo(f"outputs in {out_dir}/")
 
@@ -126,13 +121,35 @@ def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float,
 @click.option("--rooms", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--lag", "lag_s", type=click.FloatRange(min=0), default=4.0, show_default=True,
               help="Seconds between a moment on screen and the audience's reaction.")
+@click.option("--shape", type=click.Choice(["default", "quiet", "one_peak", "steady"]), default="default",
+              show_default=True, help="quiet: small audience; one_peak: one strong moment; steady: no moments.")
 @click.option("--gzip/--no-gzip", "compress", default=True, show_default=True)
-def synth(out_dir: Path, minutes: float, seed: int, rooms: int, lag_s: float, compress: bool) -> None:
+def synth(out_dir: Path, minutes: float, seed: int, rooms: int, lag_s: float, shape: str, compress: bool) -> None:
     """Write a synthetic session with planted moments to OUT_DIR."""
     from streams.synth import synth_session
 
-    folder = synth_session(out_dir, minutes=minutes, seed=seed, rooms=rooms, lag_s=lag_s, compress=compress)
+    folder = synth_session(out_dir, minutes=minutes, seed=seed, rooms=rooms, lag_s=lag_s, shape=shape,
+                           compress=compress)
     click.echo(f"session written to {folder}/")
+
+
+@main.command()
+@click.argument("session", type=click.Path(path_type=Path))
+@click.option("--strategy", "strategies", multiple=True, type=click.Choice(["ramp+mcb", "mcb", "pid", "fixed"]),
+              help="Strategies to score (repeatable; default: all).")
+@click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def simulate(session: Path, strategies: tuple[str, ...], seeds: int, as_json: bool) -> None:
+    """Replay SESSION counterfactually in the market simulator under bidding strategies,
+    scored against the hindsight bound."""
+    import json
+
+    from bidding.evaluate import format_table, session_metrics, simulate as run, summarize
+
+    sess = _open(session)
+    table = summarize(run(session_metrics(sess, Settings().core_config()), sess.campaign(),
+                          list(strategies or ("ramp+mcb", "mcb", "pid", "fixed")), range(seeds)))
+    click.echo(json.dumps(table, indent=2) if as_json else format_table(table))
 
 
 @main.command()

@@ -19,6 +19,7 @@ from streams.models import Moment, RoomMetrics
 from streams.replay import METRICS_FILE, MOMENTS_FILE, SUMMARY_FILE, read_jsonl
 
 REPORT_FILE = "report.html"
+BID_DECISIONS = "bid-decisions.jsonl"
 MAX_ROOMS_PLOTTED = 8
 
 
@@ -61,6 +62,31 @@ def _room_figure(room_id: str, rows: list[RoomMetrics], moments: list[Moment]) -
     return svg
 
 
+def _bidding_figure(room_id: str, decisions: list, t0: float) -> str:
+    import matplotlib.pyplot as plt
+
+    x = [(d.ts - t0) / 60.0 for d in decisions]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
+    axes[0].plot(x, [d.budget_left for d in decisions], color="#2ca02c")
+    axes[0].set_ylabel("budget left")
+    axes[1].step(x, [d.spend_cap for d in decisions], where="post", color="#d62728")
+    axes[1].set_ylabel("spend cap / tick")
+    bids = [(d.multiplier * d.unit_value if d.multiplier > 0 else (d.bid_cap or 0.0)) for d in decisions]
+    bids = [min(b, d.bid_cap) if d.bid_cap else b for b, d in zip(bids, decisions)]
+    axes[2].step(x, bids, where="post", color="#9467bd")
+    axes[2].set_ylabel("bid, average viewer")
+    axes[2].set_xlabel(f"minutes since first snapshot ({t0:.0f})")
+    colors = {"fast_ramp": "#1f77b4", "interaction_mcb": "#ff7f0e", "paused": "#7f7f7f"}
+    for ax in axes:
+        for d, left, right in zip(decisions, x, x[1:] + [x[-1] + 5 / 60]):
+            ax.axvspan(left, right, color=colors.get(d.strategy, "#bcbd22"), alpha=0.12, lw=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{room_id} bidding (shading: blue fast ramp, orange interaction MCB, grey paused)")
+    svg = _figure_svg(fig)
+    plt.close(fig)
+    return svg
+
+
 def _table(rows: list[tuple[str, object]]) -> str:
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
@@ -77,6 +103,12 @@ def render_report(out_dir: str | Path) -> Path:
     for m in read_jsonl(out / MOMENTS_FILE, Moment):
         moments[m.room_id].append(m)
     rooms = sorted(by_room, key=lambda r: (-sum(by_room[r][-1].interactions_total.values()), r))
+    decisions: dict[str, list] = defaultdict(list)
+    if (out / BID_DECISIONS).is_file():
+        from bidding.models import BidDecision
+
+        for d in read_jsonl(out / BID_DECISIONS, BidDecision):
+            decisions[d.room_id].append(d)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>liveroom replay: {html.escape(summary['session'])}</title>",
@@ -95,6 +127,8 @@ def render_report(out_dir: str | Path) -> Path:
         totals = summary["rooms"].get(room, {})
         parts.append(f"<h2>Room {html.escape(room)}</h2>")
         parts.append(_room_figure(room, by_room[room], moments[room]))
+        if decisions[room]:
+            parts.append(_bidding_figure(room, decisions[room], by_room[room][0].ts))
         parts.append(_table([
             ("peak online", totals.get("peak_online")), ("entries organic / paid",
              f"{totals.get('organic_entries')} / {totals.get('paid_entries')}"),

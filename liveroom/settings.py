@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     surge_z_off: float = 1.5
     surge_min_per_tick: int = 5
 
+    # bidding
+    bidding_strategy: str = "ramp+mcb"  # ramp+mcb | mcb | pid | fixed
+
     # Kafka runtime
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_app_id: str = "liveroom"

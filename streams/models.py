@@ -74,6 +74,7 @@ class RampSettings(msgspec.Struct, kw_only=True, frozen=True):
 
 class McbSettings(msgspec.Struct, kw_only=True, frozen=True):
     max_cost_per_interaction: Positive = 0.5
+    duration_s: Positive = 3600.0  # planned broadcast length from room_start: the spend plan's horizon
     weights: dict[str, Weight] = msgspec.field(
         default_factory=lambda: {"comment": 1.0, "like": 0.2, "share": 2.0, "follow": 2.0,
                                  "gift": 1.0, "cart_add": 3.0, "order": 10.0}

@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from .models import Campaign
+from .models import Campaign, McbSettings, RampSettings
 from .session import SESSION_FILE, SessionFiles, SessionInfo
 
 DEFAULT_START = 1_780_000_000.0  # a fixed epoch keeps outputs reproducible
@@ -52,6 +52,7 @@ class PlantedMoment:
     start: float
     end: float
     lag_s: float
+    boost: float = 1.0  # scales how far the rates jump
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,25 @@ class RoomPlan:
     paid_arrivals_per_s: float = 0.6
 
 
+SHAPES = ("default", "quiet", "one_peak", "steady")
+
+
 def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: float, *,
-              lag_s: float, peak_arrivals_per_s: float = 1.5) -> RoomPlan:
-    """Place the moments: a product reveal then a flash sale, repeating every
-    ~10 minutes, never in the first minute (the baseline is still forming)."""
+              lag_s: float, peak_arrivals_per_s: float = 1.5, shape: str = "default") -> RoomPlan:
+    """Place the moments: a product reveal then a flash sale, one every ~4
+    minutes, never in the first 90 s (the baseline is still forming).
+
+    Shapes: ``quiet`` (a quarter of the audience), ``one_peak`` (a single, twice
+    as strong moment mid-broadcast), ``steady`` (no moments)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
     duration = minutes * 60.0
     moments = []
     kinds = list(MOMENT_KINDS)
-    n = max(1, int(duration // 240))
+    if shape == "quiet":
+        peak_arrivals_per_s *= 0.25
+    n = 0 if shape == "steady" else 1 if shape == "one_peak" else max(1, int(duration // 240))
+    boost = 2.0 if shape == "one_peak" else 1.0
     slot = duration / (n + 1)
     for i in range(n):
         centre = slot * (i + 1) + rng.uniform(-0.15, 0.15) * slot
@@ -79,7 +91,8 @@ def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: flo
         begin = max(90.0, centre - length / 2)
         if begin + length + lag_s > duration - 20:
             continue
-        moments.append(PlantedMoment(kinds[i % 2], round(start + begin, 3), round(start + begin + length, 3), lag_s))
+        moments.append(PlantedMoment(kinds[i % 2], round(start + begin, 3), round(start + begin + length, 3), lag_s,
+                                     boost))
     return RoomPlan(room_id, start, start + duration, tuple(moments), peak_arrivals_per_s,
                     paid_arrivals_per_s=peak_arrivals_per_s * 0.4)
 
@@ -87,7 +100,7 @@ def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: flo
 def _multipliers(plan: RoomPlan, t: float) -> dict[str, float]:
     for m in plan.moments:
         if m.start + m.lag_s <= t < m.end + m.lag_s:
-            return MOMENT_KINDS[m.kind]
+            return {k: 1.0 + (v - 1.0) * m.boost for k, v in MOMENT_KINDS[m.kind].items()}
     return {}
 
 
@@ -190,12 +203,16 @@ def simulate_room(rng: np.random.Generator, plan: RoomPlan, *, duplicate_rate: f
 
 def default_campaign(room_id: str, minutes: float) -> Campaign:
     """A campaign sized to the synthetic room, so its budget binds."""
-    return Campaign(room_id=room_id, total_budget=round(40.0 * minutes, 2))
+    total = round(30.0 * minutes, 2)
+    return Campaign(room_id=room_id, total_budget=total,
+                    ramp=RampSettings(window_s=min(300.0, minutes * 20.0), budget=round(0.1 * total, 2),
+                                      target_paid_entries=int(6 * minutes), max_cost_per_entry=1.0),
+                    mcb=McbSettings(max_cost_per_interaction=0.5, duration_s=minutes * 60.0))
 
 
 def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, rooms: int = 1,
                   start: float = DEFAULT_START, lag_s: float = 4.0, peak_arrivals_per_s: float = 1.5,
-                  compress: bool = True) -> Path:
+                  shape: str = "default", compress: bool = True) -> Path:
     """Write a session folder (events, ``session.json``, ``labels.json``); returns its path."""
     if minutes <= 0 or rooms < 1:
         raise ValueError("minutes must be > 0 and rooms >= 1")
@@ -206,7 +223,7 @@ def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, room
         rng = np.random.default_rng([seed, r])
         room_start = start + (float(rng.uniform(0, 60)) if r else 0.0)
         plan = plan_room(rng, f"room-{r + 1:03d}", round(room_start, 3), minutes, lag_s=lag_s,
-                         peak_arrivals_per_s=peak_arrivals_per_s)
+                         peak_arrivals_per_s=peak_arrivals_per_s, shape=shape)
         plans.append(plan)
         streams.append(simulate_room(rng, plan))
     events_name = "events.jsonl.gz" if compress else "events.jsonl"
@@ -220,7 +237,7 @@ def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, room
     first = plans[0]
     info = SessionInfo(
         room_id=first.room_id,
-        title=f"synthetic session, seed {seed}, {rooms} room(s)",
+        title=f"synthetic session, {shape}, seed {seed}, {rooms} room(s)",
         start=first.start,
         end=max(p.end for p in plans),
         files=SessionFiles(events=events_name, labels="labels.json"),

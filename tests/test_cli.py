@@ -15,17 +15,32 @@ def test_replay_sample_writes_outputs_and_report(sample_session, tmp_path):
     result = CliRunner().invoke(main, ["replay", str(sample_session), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "dead letters" in result.output
-    for name in ("room-metrics.jsonl", "moments.jsonl", "dead-letters.jsonl", "summary.json", "run.json", "report.html"):
+    for name in ("room-metrics.jsonl", "moments.jsonl", "dead-letters.jsonl", "summary.json", "run.json", "report.html",
+                 "bid-decisions.jsonl"):
         assert (tmp_path / name).is_file(), name
     html = (tmp_path / "report.html").read_text()
-    assert html.count("<svg") == 1 and "room-001" in html
+    assert html.count("<svg") == 2 and "room-001" in html  # room plots and bidding plots
+    decisions = [json.loads(line) for line in (tmp_path / "bid-decisions.jsonl").read_text().splitlines()]
+    metrics = (tmp_path / "room-metrics.jsonl").read_text().splitlines()
+    assert len(decisions) == len(metrics)  # one decision per room per tick
+    assert {"fast_ramp", "interaction_mcb"} <= {d["strategy"] for d in decisions}
     assert json.loads((tmp_path / "run.json").read_text())["inputs_per_s"] > 0
 
 
-def test_report_is_byte_identical(sample_session, tmp_path):
+def test_report_and_decisions_are_byte_identical(sample_session, tmp_path):
     for run in ("a", "b"):
         assert CliRunner().invoke(main, ["replay", str(sample_session), "--out", str(tmp_path / run)]).exit_code == 0
-    assert (tmp_path / "a" / "report.html").read_bytes() == (tmp_path / "b" / "report.html").read_bytes()
+    for name in ("report.html", "bid-decisions.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_simulate_prints_every_strategy(sample_session):
+    result = CliRunner().invoke(main, ["simulate", str(sample_session), "--seeds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    table = json.loads(result.output)
+    assert set(table) == {"ramp+mcb", "mcb", "pid", "fixed"}
+    for row in table.values():
+        assert row["episodes"] == 2 and 0 < row["ratio_to_hindsight"] <= 1.0 and row["budget_used"] <= 1.0
 
 
 def test_synth_then_replay(tmp_path):

@@ -1,0 +1,244 @@
+"""Bidding controllers: fast ramp, interaction MCB, and the baselines they are scored against.
+
+Pure and deterministic: ``Bidder.step(observation) -> BidDecision``, with all
+state in msgspec structs so it can be stored and restored. A strategy proposes a
+bid and the spend it wants for the next tick; the :class:`~bidding.budget.BudgetGuard`
+decides how much of that may actually be committed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import msgspec
+
+from streams.models import Campaign
+
+from .budget import BudgetGuard
+from .models import FAST_RAMP, INTERACTION_MCB, PAUSED, BidDecision, Observation
+
+DEFAULT_DWELL_S = 60.0
+PACING_GAIN = 0.3
+MAX_OVER_CAP = 2.0
+BURST = 6.0
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    strategy: str
+    bid_cap: float | None  # hard cap per impression
+    multiplier: float  # on predicted value; 0 = flat bid_cap
+    wanted: float  # spend wanted for the next tick
+    reason: str
+    lam: float | None = None
+    mu: float | None = None
+
+
+def unit_value(obs: Observation) -> float:
+    """Predicted weighted interactions of one paid viewer of average propensity:
+    the room's live rate per viewer-minute times how long paid viewers stay."""
+    dwell = obs.paid_dwell_s if obs.paid_dwell_s is not None else DEFAULT_DWELL_S
+    return obs.value_rate * dwell / 60.0
+
+
+class BidderState(msgspec.Struct, kw_only=True):
+    guard: BudgetGuard
+    start_ts: float | None = None
+    last_ts: float | None = None
+    tick_s: float = 5.0
+    phase: str = FAST_RAMP
+    # fast ramp
+    ramp_entries0: int | None = None
+    ramp_spend0: float = 0.0
+    ramp_bid: float = 0.0
+    ramp_done_reason: str | None = None
+    ramp_end_ts: float | None = None
+    last_entries: int = 0
+    last_spend: float = 0.0
+    last_wanted: float = 0.0
+    last_plan: float = 0.0
+    # interaction MCB / pacers
+    lam: float = 0.0
+    mu: float = 0.0
+    multiplier: float = 1.0
+    phase_spend0: float = 0.0
+    phase_value0: float = 0.0
+    last_bought: float = 0.0
+
+
+class Bidder:
+    """One room's bidding: a strategy behind a budget guard.
+
+    Strategies: ``ramp+mcb`` (fast ramp, then interaction MCB), ``mcb``, ``pid``
+    (AuctionNet-style pacer on a value bid) and ``fixed`` (one flat bid)."""
+
+    STRATEGIES = ("ramp+mcb", "mcb", "pid", "fixed")
+
+    def __init__(self, strategy: str, campaign: Campaign, *, state: BidderState | None = None,
+                 tick_s: float = 5.0) -> None:
+        if strategy not in self.STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(self.STRATEGIES)}")
+        self.strategy = strategy
+        self.campaign = campaign
+        self.state = state or BidderState(guard=BudgetGuard(total=campaign.total_budget), tick_s=tick_s,
+                                          phase=FAST_RAMP if strategy == "ramp+mcb" else INTERACTION_MCB,
+                                          lam=1.0 / campaign.mcb.max_cost_per_interaction)
+
+    def step(self, obs: Observation, *, bought_value_total: float | None = None) -> BidDecision:
+        """Decide the bid for the tick after ``obs``. ``bought_value_total`` is the
+        cumulative value bought so far, when the ad server reports it."""
+        st = self.state
+        guard = st.guard
+        guard.observe(obs.ts, obs.spend_total)
+        if st.last_ts is not None and obs.ts <= st.last_ts:
+            return self._decision(obs, _pause("stale or repeated snapshot"), 0.0)
+        if st.start_ts is None and obs.live:
+            st.start_ts = obs.started_at if obs.started_at is not None else obs.ts - st.tick_s
+        st.last_ts = obs.ts
+        spend = guard.reported
+        entries = obs.paid_entries_total if obs.paid_entries_total is not None else st.last_entries
+        if not obs.live or st.start_ts is None:
+            proposal = _pause("room not live")
+        elif self.strategy == "fixed":
+            proposal = self._fixed(obs)
+        elif self.strategy == "pid":
+            proposal = self._pid(obs, spend)
+        else:
+            proposal = None
+            if st.phase == FAST_RAMP:
+                proposal = self._ramp(obs, spend, entries)
+            if proposal is None:
+                proposal = self._mcb(obs, spend, bought_value_total)
+        st.last_spend, st.last_entries = spend, entries
+        if bought_value_total is not None:
+            st.last_bought = bought_value_total
+        cap = guard.issue(obs.ts, proposal.wanted) if proposal.strategy != PAUSED else 0.0
+        if proposal.strategy != PAUSED and cap <= 0.0:
+            reason = "budget spent" if guard.left <= 1e-9 else "paused: spend not confirmed yet"
+            proposal = _pause(reason, proposal.lam, proposal.mu)
+        st.last_wanted = cap
+        return self._decision(obs, proposal, cap)
+
+    # -- strategies --------------------------------------------------------
+
+    def _ramp(self, obs: Observation, spend: float, entries: int) -> Proposal | None:
+        """Front-loaded plan of paid entries over the ramp window, bid <= max cost per entry."""
+        st = self.state
+        ramp = self.campaign.ramp
+        if st.ramp_entries0 is None:
+            st.ramp_entries0, st.ramp_spend0 = entries, spend
+        got = entries - st.ramp_entries0
+        spent = spend - st.ramp_spend0
+        elapsed = obs.ts - (st.start_ts or obs.ts)
+        done = None
+        if got >= ramp.target_paid_entries:
+            done = "target reached"
+        elif spent >= ramp.budget - 1e-9 or ramp.budget - spent < 0.25 * ramp.max_cost_per_entry:
+            done = "ramp budget spent"
+        elif elapsed >= ramp.window_s:
+            done = "ramp window over"
+        if done is not None:
+            st.phase = INTERACTION_MCB
+            st.ramp_done_reason = done
+            st.ramp_end_ts = obs.ts
+            st.phase_spend0 = spend
+            st.phase_value0 = st.last_bought
+            return None
+        horizon = min(elapsed + 2 * st.tick_s, ramp.window_s)
+        shape = (1 - math.exp(-3.0 * horizon / ramp.window_s)) / (1 - math.exp(-3.0))
+        want_entries = max(ramp.target_paid_entries * shape - got, 0.0)
+        unit = unit_value(obs)
+        if st.ramp_bid <= 0.0:  # first tick: an average viewer bid at 60% of the entry cap
+            st.ramp_bid = 0.6 * ramp.max_cost_per_entry / unit if unit > 0 else 0.0
+        # Feedback: behind plan -> bid up, ahead -> down. Bids rank viewers by their
+        # predicted value, and no entry costs more than the cap (second price <= bid).
+        last_got = entries - st.last_entries
+        if want_entries > 0 and last_got < want_entries / 2:
+            st.ramp_bid *= 1.25
+        elif last_got > want_entries:
+            st.ramp_bid *= 0.8
+        if unit > 0:  # keep the multiplier where the cap still binds for most viewers
+            st.ramp_bid = min(st.ramp_bid, 4.0 * ramp.max_cost_per_entry / unit)
+        reason = f"ramp: {got}/{ramp.target_paid_entries} paid entries after {elapsed:.0f}s"
+        cap = ramp.max_cost_per_entry
+        multiplier = st.ramp_bid if unit > 0 else 0.0
+        if obs.paid_dwell_s is not None and obs.paid_dwell_s < 20.0:
+            # The room cannot hold bought viewers: buy slower and cheaper.
+            want_entries *= 0.5
+            cap *= 0.7
+            reason += f"; throttled, paid viewers stay {obs.paid_dwell_s:.0f}s"
+        wanted = min(want_entries * cap, ramp.budget - spent)
+        return Proposal(FAST_RAMP, cap, round(multiplier, 6), max(wanted, 0.0), reason)
+
+    def _plan_per_tick(self, obs: Observation, spend: float) -> tuple[float, int]:
+        st = self.state
+        end = (st.start_ts or obs.ts) + self.campaign.mcb.duration_s
+        ticks_left = max(int(math.ceil((end - obs.ts) / st.tick_s)), 1)
+        left = max(self.campaign.total_budget - spend, 0.0)
+        return left / ticks_left, ticks_left
+
+    def _mcb(self, obs: Observation, spend: float, bought_value_total: float | None) -> Proposal:
+        """bid = value * (1 + mu*C) / (lambda + mu); lambda paces spend to the plan,
+        mu holds the realized cost per interaction under C."""
+        st = self.state
+        cap_c = self.campaign.mcb.max_cost_per_interaction
+        plan, ticks_left = self._plan_per_tick(obs, spend)
+        # lambda paces the last tick's spend to its plan share.
+        if st.last_plan > 0:
+            ratio = (spend - st.last_spend) / st.last_plan
+            st.lam = min(max(st.lam * math.exp(PACING_GAIN * (ratio - 1.0)), 1e-4), 1e4)
+        if bought_value_total is not None:
+            value = bought_value_total - st.phase_value0
+            spent = spend - st.phase_spend0
+            if value > 0 and spent > 0:
+                cpi = spent / value
+                st.mu = max(0.0, st.mu + (1.0 / cap_c) * (cpi / cap_c - 1.0))
+        unit = unit_value(obs)
+        # Never bid more than MAX_OVER_CAP times the cap's price for the value: some
+        # impressions may cost more than C per interaction when others cost less,
+        # but a runaway lambda (spend that does not follow the bids) must not run away with the bid.
+        multiplier = min((1 + st.mu * cap_c) / (st.lam + st.mu), MAX_OVER_CAP * cap_c)
+        # The plan is a pace, not a ceiling: a hot tick may take several ticks' worth,
+        # which is where interactions are cheap. lambda brings the average back.
+        st.last_plan = plan
+        wanted = plan * BURST if ticks_left > 1 else plan
+        reason = (f"mcb: plan {plan:.3f}/tick, value {unit:.3f} per viewer, lambda {st.lam:.3f}, mu {st.mu:.3f}")
+        if unit <= 0:
+            return _pause("no interactions to buy yet", st.lam, st.mu)
+        return Proposal(INTERACTION_MCB, None, round(multiplier, 6), wanted, reason, round(st.lam, 6), round(st.mu, 6))
+
+    def _pid(self, obs: Observation, spend: float) -> Proposal:
+        """AuctionNet-style pacer: multiplier x1.2 when spend pace < 0.7 of plan, x0.7 when > 1.1."""
+        st = self.state
+        plan, _ = self._plan_per_tick(obs, spend)
+        if st.last_wanted > 0:
+            pace = (spend - st.last_spend) / st.last_wanted
+            if pace < 0.7:
+                st.multiplier *= 1.2
+            elif pace > 1.1:
+                st.multiplier *= 0.7
+        mult = st.multiplier * self.campaign.mcb.max_cost_per_interaction
+        return Proposal("pid", None, round(mult, 6), plan, f"pid: multiplier {st.multiplier:.3f}")
+
+    def _fixed(self, obs: Observation) -> Proposal:
+        plan, _ = self._plan_per_tick(obs, self.state.guard.reported)
+        bid = self.campaign.ramp.max_cost_per_entry / 4
+        return Proposal("fixed", bid, 0.0, plan, f"fixed bid {bid:.3f}")
+
+    def _decision(self, obs: Observation, p: Proposal, cap: float) -> BidDecision:
+        return BidDecision(
+            room_id=obs.room_id, ts=obs.ts, strategy=p.strategy,
+            bid_cap=None if p.bid_cap is None else round(p.bid_cap, 6), multiplier=p.multiplier,
+            unit_value=round(unit_value(obs), 6), spend_cap=_floor6(cap),
+            budget_left=_floor6(self.state.guard.left), reason=p.reason, lam=p.lam, mu=p.mu,
+        )
+
+
+def _floor6(x: float) -> float:
+    """Money leaves a decision rounded down, never up."""
+    return math.floor(x * 1e6) / 1e6
+
+
+def _pause(reason: str, lam: float | None = None, mu: float | None = None) -> Proposal:
+    return Proposal(PAUSED, 0.0, 0.0, 0.0, reason, lam, mu)

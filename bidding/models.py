@@ -1,0 +1,98 @@
+"""Data at the bidding boundary: what a controller observes each tick and what it decides.
+
+The bid for one impression is ``min(bid_cap, multiplier * predicted value)``,
+where the predicted value is ``unit_value`` (a viewer of average propensity in
+this room now) times the viewer's propensity, which the ad system knows when it
+bids. A *flat* decision (multiplier 0) bids ``bid_cap`` for everyone. Every
+decision carries a ``spend_cap`` for its tick, which is how budget safety is
+enforced: the ad server (or the market simulator) never spends more than the
+cap until the next decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from streams.events import INTERACTION_KINDS
+from streams.models import Campaign, RoomMetrics
+
+FAST_RAMP = "fast_ramp"
+INTERACTION_MCB = "interaction_mcb"
+PAUSED = "paused"
+
+
+class BidDecision(msgspec.Struct, kw_only=True, frozen=True):
+    """``liveroom.bid-decisions``: one per room per tick."""
+
+    room_id: str
+    ts: float
+    strategy: str  # fast_ramp | interaction_mcb | paused | pid | fixed
+    bid_cap: float | None  # no impression is bid above this (None: no cap)
+    multiplier: float  # bid = multiplier * predicted value (0: flat bid_cap)
+    unit_value: float  # predicted weighted interactions of an average-propensity viewer
+    spend_cap: float  # at most this much may be spent until the next decision
+    budget_left: float
+    reason: str
+    lam: float | None = None
+    mu: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a controller sees at the end of a tick.
+
+    ``value_rate`` is the room's weighted interactions per viewer-minute now (a
+    hot room is worth more); ``spend_total`` and ``paid_entries_total`` are
+    cumulative as reported (they may be stale, repeated or missing);
+    ``paid_dwell_s`` is how long recent paid viewers stayed (None: unknown).
+    """
+
+    room_id: str
+    ts: float
+    live: bool
+    started_at: float | None
+    value_rate: float
+    online: int
+    spend_total: float | None
+    paid_entries_total: int | None
+    paid_dwell_s: float | None = None
+
+
+def weighted_total(interactions: dict[str, float], weights: dict[str, float]) -> float:
+    return sum(interactions.get(k, 0.0) * weights.get(k, 0.0) for k in INTERACTION_KINDS)
+
+
+class ValueRate(msgspec.Struct, kw_only=True):
+    """Weighted interactions per viewer-minute from consecutive snapshots.
+
+    Uses the difference of cumulative totals between ticks (what happened in the
+    last tick), smoothed, rather than the 60 s trailing rate, so a moment shows
+    up within one tick. A struct, so it is stored with the bidder's state."""
+
+    alpha: float = 0.5
+    last_total: float | None = None
+    last_ts: float | None = None
+    rate: float = 0.0
+
+    def update(self, m: RoomMetrics, weights: dict[str, float]) -> float:
+        total = weighted_total(m.interactions_total, weights)
+        if self.last_total is not None and self.last_ts is not None and m.ts > self.last_ts and m.online > 0:
+            minutes = (m.ts - self.last_ts) / 60.0
+            now = max(total - self.last_total, 0.0) / (m.online * minutes)
+            self.rate = now if self.rate == 0.0 else self.alpha * now + (1 - self.alpha) * self.rate
+        if self.last_ts is None or m.ts > self.last_ts:
+            self.last_total, self.last_ts = total, m.ts
+        return self.rate
+
+
+def observe(m: RoomMetrics, value_rate: ValueRate, weights: dict[str, float], started_at: float | None) -> Observation:
+    """Observation of a live room from its snapshot (the runtimes' path)."""
+    return Observation(room_id=m.room_id, ts=m.ts, live=m.live, started_at=started_at,
+                       value_rate=value_rate.update(m, weights), online=m.online, spend_total=m.spend_total,
+                       paid_entries_total=m.paid_entries_total)
+
+
+__all__ = ["BidDecision", "Observation", "Campaign", "ValueRate", "observe", "weighted_total",
+           "FAST_RAMP", "INTERACTION_MCB", "PAUSED"]

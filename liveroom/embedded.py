@@ -1,0 +1,39 @@
+"""The embedded runtime as the CLI runs it: streams replay, live bidding on its
+snapshots, and the report, in one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bidding.live import LiveBidding
+from streams.models import Campaign
+from streams.replay import JsonLinesWriter, ReplayResult, replay_session
+from streams.session import Session
+
+from .settings import Settings
+
+BID_DECISIONS_FILE = "bid-decisions.jsonl"
+
+
+def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progress: bool = False,
+                 report: bool = True) -> ReplayResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    campaign = session.campaign()
+
+    def campaign_for(room_id: str) -> Campaign:
+        return campaign if room_id == campaign.room_id else Campaign(room_id=room_id)
+
+    bidding = LiveBidding(campaign_for, strategy=settings.bidding_strategy, tick_s=settings.tick_s)
+    decisions = JsonLinesWriter(out_dir / BID_DECISIONS_FILE)
+    try:
+        result = replay_session(
+            session, out_dir, settings.core_config(), ts_margin_s=settings.session_ts_margin_s, progress=progress,
+            observers=[lambda metrics: decisions.write(bidding.on_metrics(metrics))],
+        )
+    finally:
+        decisions.close()
+    if report:
+        from .report import render_report
+
+        render_report(out_dir)
+    return result
