@@ -105,11 +105,10 @@ class Bidder:
         elif self.strategy == "pid":
             proposal = self._pid(obs, spend)
         else:
-            proposal = None
-            if st.phase == FAST_RAMP:
-                proposal = self._ramp(obs, spend, entries)
-            if proposal is None:
-                proposal = self._mcb(obs, spend, bought_value_total)
+            ramp = self._ramp(obs, spend, entries) if st.phase == FAST_RAMP else None
+            proposal = self._mcb(obs, spend, bought_value_total)
+            if ramp is not None:
+                proposal = _with_ramp(ramp, proposal)
         st.last_spend, st.last_entries = spend, entries
         if bought_value_total is not None:
             st.last_bought = bought_value_total
@@ -233,6 +232,17 @@ class Bidder:
             unit_value=round(unit_value(obs), 6), spend_cap=_floor6(cap),
             budget_left=_floor6(self.state.guard.left), reason=p.reason, lam=p.lam, mu=p.mu,
         )
+
+
+def _with_ramp(ramp: Proposal, mcb: Proposal) -> Proposal:
+    """During the ramp, interaction bidding goes on: the ramp adds entries on top.
+    Each impression gets the higher of the two bids; the ramp's cost cap applies
+    only where the ramp's bid is the higher one."""
+    if mcb.strategy == PAUSED or mcb.multiplier <= ramp.multiplier:
+        return Proposal(FAST_RAMP, ramp.bid_cap, ramp.multiplier, ramp.wanted + mcb.wanted, ramp.reason,
+                        mcb.lam, mcb.mu)
+    return Proposal(FAST_RAMP, None, mcb.multiplier, ramp.wanted + mcb.wanted,
+                    f"{ramp.reason}; interaction bid is higher", mcb.lam, mcb.mu)
 
 
 def _floor6(x: float) -> float:
