@@ -236,12 +236,12 @@ class Bidder:
 
 def _with_ramp(ramp: Proposal, mcb: Proposal) -> Proposal:
     """During the ramp, interaction bidding goes on: the ramp adds entries on top.
-    Each impression gets the higher of the two bids; the ramp's cost cap applies
-    only where the ramp's bid is the higher one."""
+    Each impression gets the higher of the two bids, and no impression is bid
+    above the ramp's cost per entry, so every entry of the ramp window holds it."""
     if mcb.strategy == PAUSED or mcb.multiplier <= ramp.multiplier:
         return Proposal(FAST_RAMP, ramp.bid_cap, ramp.multiplier, ramp.wanted + mcb.wanted, ramp.reason,
                         mcb.lam, mcb.mu)
-    return Proposal(FAST_RAMP, None, mcb.multiplier, ramp.wanted + mcb.wanted,
+    return Proposal(FAST_RAMP, ramp.bid_cap, mcb.multiplier, ramp.wanted + mcb.wanted,
                     f"{ramp.reason}; interaction bid is higher", mcb.lam, mcb.mu)
 
 
