@@ -72,16 +72,19 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float, re
 @click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--loglevel", default="info", show_default=True)
 def worker(bootstrap: str | None, loglevel: str) -> None:
-    """Run the streams Faust worker (creates the topics first)."""
+    """Run the Faust worker: room state, metrics, moments, bid decisions (creates the topics first)."""
     import faust
 
     from streams.kafka_app import create_app
     from streams.kafka_topics import create_topics
 
+    from .kafka_bidding import add_bidding
+
     settings = Settings()
     config = settings.kafka_config(bootstrap)
     create_topics(config)
     app = create_app(config, settings.core_config())
+    add_bidding(app, config, strategy=settings.bidding_strategy, tick_s=settings.tick_s)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

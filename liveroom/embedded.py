@@ -21,7 +21,8 @@ def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progres
     campaign = session.campaign()
 
     def campaign_for(room_id: str) -> Campaign:
-        return campaign if room_id == campaign.room_id else Campaign(room_id=room_id)
+        # No campaign, no spend: rooms other than the session's get a zero budget (as on Kafka).
+        return campaign if room_id == campaign.room_id else Campaign(room_id=room_id, total_budget=0.0)
 
     bidding = LiveBidding(campaign_for, strategy=settings.bidding_strategy, tick_s=settings.tick_s)
     decisions = JsonLinesWriter(out_dir / BID_DECISIONS_FILE)

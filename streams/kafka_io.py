@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from .kafka_topics import EVENTS, KafkaConfig
+from .kafka_topics import CAMPAIGNS, EVENTS, KafkaConfig
 from .session import SESSION_FILE, LineReader, Session, SessionFiles, SessionInfo
 
 
@@ -39,12 +39,16 @@ def routing(raw: bytes) -> tuple[bytes | None, float | None]:
 
 def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0, topic: str = EVENTS,
                     progress: bool = False) -> dict:
-    """Produce every line of the session's events file; returns counts."""
+    """Produce the session's campaign, then every line of its events file; returns counts."""
     from kafka import KafkaProducer
     from tqdm import tqdm
 
     producer = KafkaProducer(acks="all", linger_ms=20, batch_size=512 * 1024, enable_idempotence=True,
                              max_in_flight_requests_per_connection=5, **config.kafka_python_options())
+    if session.info.campaign is not None:  # the room's settings first: bidding needs them from its first tick
+        campaign = session.info.campaign
+        producer.send(CAMPAIGNS, key=campaign.room_id.encode(), value=msgspec.json.encode(campaign))
+        producer.flush()
     reader = LineReader(session.events_path)
     sent = unkeyed = 0
     first_ts: float | None = None

@@ -10,7 +10,9 @@ import pytest
 
 from streams.config import CoreConfig
 from streams.kafka_io import produce_session
-from streams.kafka_topics import DEAD_LETTERS, MOMENTS, ROOM_METRICS, KafkaConfig, create_topics
+from liveroom.embedded import run_embedded
+from liveroom.settings import Settings
+from streams.kafka_topics import BID_DECISIONS, DEAD_LETTERS, MOMENTS, ROOM_METRICS, KafkaConfig, create_topics
 from streams.models import DeadLetter, Moment, RoomMetrics
 from streams.replay import read_jsonl, replay_session
 from streams.session import open_session
@@ -25,6 +27,12 @@ def embedded(session, tmp_path):
     result = replay_session(session, out, CoreConfig())
     return (read_jsonl(out / "room-metrics.jsonl", RoomMetrics), read_jsonl(out / "moments.jsonl", Moment),
             result.summary)
+
+
+def embedded_decisions(session, tmp_path) -> bytes:
+    out = tmp_path / "embedded-cli"
+    run_embedded(session, out, Settings(), report=False)
+    return (out / "bid-decisions.jsonl").read_bytes()
 
 
 def wait_for_metrics(bootstrap: str, want: int, timeout_s: float = 120.0) -> list[RoomMetrics]:
@@ -49,11 +57,20 @@ def test_kafka_replay_matches_embedded(broker, sample_session, tmp_path):
         produce_session(session, config)
         got = wait_for_metrics(broker.bootstrap, len(want_metrics))
         moments = decode_all(read_topic(broker.bootstrap, MOMENTS, idle_s=2.0), Moment)
+        decisions: list[bytes] = []
+
+        def all_decisions() -> bool:
+            decisions[:] = [v for _, v in read_topic(broker.bootstrap, BID_DECISIONS, idle_s=2.0)]
+            return len(decisions) >= len(want_metrics)
+
+        wait_for(all_decisions, 60, "bid decisions", interval_s=1.0)
     finally:
         worker.stop()
     assert len(got) == len(want_metrics)  # no snapshot twice
     assert by_room_and_tick(got) == by_room_and_tick(want_metrics)  # same values per room and tick
     assert sorted(moments, key=lambda m: m.start) == want_moments
+    # the decision log is byte-identical to the embedded replay's (one room: one partition, in order)
+    assert b"\n".join(decisions) + b"\n" == embedded_decisions(session, tmp_path)
 
 
 def _totals(m: RoomMetrics) -> tuple:

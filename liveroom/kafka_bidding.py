@@ -1,0 +1,82 @@
+"""Live bidding on Kafka: an agent on ``liveroom.room-metrics`` that runs the same
+:class:`bidding.live.LiveBidding` as the embedded replay and publishes
+``liveroom.bid-decisions``. Campaigns come from the compacted
+``liveroom.campaigns`` topic into a table; both topics are keyed by room and
+co-partitioned with the metrics, so a worker holds the campaigns and bidding
+state of exactly the rooms it bids for. A room without a campaign gets a zero
+budget: no campaign, no spend.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+import msgspec
+
+from bidding.live import LiveBidding, decode_bidding, encode_bidding
+from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, ROOM_METRICS, KafkaConfig
+from streams.models import Campaign, RoomMetrics
+
+log = logging.getLogger(__name__)
+_metrics = msgspec.json.Decoder(RoomMetrics)
+_campaign = msgspec.json.Decoder(Campaign)
+_encode = msgspec.json.Encoder().encode
+
+
+def no_campaign(room_id: str) -> Campaign:
+    return Campaign(room_id=room_id, total_budget=0.0)
+
+
+def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: float) -> None:
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
+           "partitions": config.partitions}
+    metrics_topic = app.topic(ROOM_METRICS, **raw)
+    campaigns_topic = app.topic(CAMPAIGNS, **raw)
+    decisions_topic = app.topic(BID_DECISIONS, key_serializer="raw", value_serializer="raw")
+    state = app.Table("bidding-state", partitions=config.partitions, key_type=bytes, value_type=bytes)
+    campaigns = app.Table("campaigns", partitions=config.partitions, key_type=bytes, value_type=bytes)
+
+    def campaign_for(room_id: str) -> Campaign:
+        stored = campaigns.get(room_id.encode())
+        return _campaign.decode(stored) if stored is not None else no_campaign(room_id)
+
+    @app.agent(campaigns_topic, name="campaigns")
+    async def take_campaigns(stream):
+        async for event in stream.events():
+            msg = event.message
+            try:
+                campaign = _campaign.decode(msg.value)
+            except msgspec.MsgspecError as exc:
+                log.warning("campaign at %s@%d refused: %s", msg.partition, msg.offset, exc)
+                continue
+            if msg.key != campaign.room_id.encode():
+                log.warning("campaign at %s@%d refused: key is not its room", msg.partition, msg.offset)
+                continue
+            campaigns[msg.key] = msg.value  # single event in context: its own partition
+
+    @app.agent(metrics_topic, name="bidding")
+    async def bid(stream):
+        async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
+            live = LiveBidding(campaign_for, strategy=strategy, tick_s=tick_s)
+            partitions: dict[str, int] = {}
+            snapshots = []
+            for event in batch:
+                msg = event.message
+                try:
+                    m = _metrics.decode(msg.value)
+                except msgspec.MsgspecError:
+                    continue  # our own output topic: nothing else writes it
+                if m.room_id not in live.rooms:
+                    stored = state.get(m.room_id.encode())
+                    if stored is not None:
+                        live.rooms[m.room_id] = decode_bidding(stored)
+                partitions[m.room_id] = msg.partition
+                snapshots.append(m)
+            decisions = live.on_metrics(snapshots)
+            for room_id, room_state in live.rooms.items():
+                key, value = room_id.encode(), encode_bidding(room_state)
+                state.data[key] = value
+                state.send_changelog(partitions[room_id], key, value)
+            for d in decisions:
+                await decisions_topic.send(key=d.room_id.encode(), value=_encode(d))
