@@ -127,12 +127,21 @@ def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float,
 @click.option("--shape", type=click.Choice(["default", "quiet", "one_peak", "steady"]), default="default",
               show_default=True, help="quiet: small audience; one_peak: one strong moment; steady: no moments.")
 @click.option("--gzip/--no-gzip", "compress", default=True, show_default=True)
-def synth(out_dir: Path, minutes: float, seed: int, rooms: int, lag_s: float, shape: str, compress: bool) -> None:
-    """Write a synthetic session with planted moments to OUT_DIR."""
+@click.option("--video", is_flag=True, help="Also render video.mp4 (picture and sound) showing the moments.")
+@click.option("--size", default="320x180", show_default=True, help="Video size WxH (with --video).")
+@click.option("--fps", type=click.IntRange(min=1), default=10, show_default=True, help="Video frame rate (with --video).")
+def synth(out_dir: Path, minutes: float, seed: int, rooms: int, lag_s: float, shape: str, compress: bool,
+          video: bool, size: str, fps: int) -> None:
+    """Write a synthetic session with planted moments (and decoys) to OUT_DIR."""
     from streams.synth import synth_session
 
     folder = synth_session(out_dir, minutes=minutes, seed=seed, rooms=rooms, lag_s=lag_s, shape=shape,
                            compress=compress)
+    if video:
+        from highlight.synth_video import add_video
+
+        width, height = (int(x) for x in size.lower().split("x"))
+        add_video(folder, seed=seed, width=width, height=height, fps=fps)
     click.echo(f"session written to {folder}/")
 
 
@@ -153,6 +162,88 @@ def simulate(session: Path, strategies: tuple[str, ...], seeds: int, as_json: bo
     table = summarize(run(session_metrics(sess, Settings().core_config()), sess.campaign(),
                           list(strategies or ("ramp+mcb", "mcb", "pid", "fixed")), range(seeds)))
     click.echo(json.dumps(table, indent=2) if as_json else format_table(table))
+
+
+def _highlight_input(path: Path, events: Path | None):
+    """(video, events, room, t0) from a session folder or a video file."""
+    if path.is_dir():
+        sess = _open(path)
+        if sess.video_path is None:
+            raise click.UsageError(f"session {path} has no video (files.video in session.json)")
+        return sess.video_path, events or sess.events_path, sess.info.room_id, sess.info.start, sess
+    if not path.exists():
+        raise click.UsageError(f"{path} does not exist")
+    return path, events, None, 0.0, None
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("clips"), show_default=True)
+@click.option("--events", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Events file (a session folder brings its own).")
+@click.option("--room", default=None, help="Room id in the events (a session folder brings its own).")
+@click.option("--t0", type=float, default=None, help="Epoch seconds of the video's first frame (with --events).")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--min", "min_s", type=click.FloatRange(min=1), default=10.0, show_default=True)
+@click.option("--max", "max_s", type=click.FloatRange(min=2), default=60.0, show_default=True)
+@click.option("--vertical", is_flag=True, help="9:16 crop with fades (re-encodes with moviepy).")
+def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | None, t0: float | None, top: int,
+              min_s: float, max_s: float, vertical: bool) -> None:
+    """Find the best moments of INPUT (a session folder or a video file) and cut clips."""
+    from highlight.media import MediaError
+    from highlight.pipeline import cut_clips, find_highlights
+    from highlight.select import SelectionConfig
+
+    video, events, session_room, session_t0, _ = _highlight_input(input_path, events)
+    try:
+        analysis = find_highlights(video, events=events, room_id=room or session_room,
+                                   t0=t0 if t0 is not None else session_t0,
+                                   selection=SelectionConfig(top_k=top, min_s=min_s, max_s=max(max_s, min_s)))
+        manifest = cut_clips(video, analysis, out_dir, vertical=vertical)
+    except MediaError as exc:
+        raise click.UsageError(str(exc)) from None
+    for c in analysis.clips:
+        click.echo(f"{c.start:8.1f}s - {c.end:8.1f}s  score {c.score:5.2f}  {'; '.join(c.reasons)}")
+    click.echo(f"{len(analysis.clips)} clip(s); manifest {manifest}")
+
+
+@main.command("evaluate-highlights")
+@click.argument("path", metavar="SESSION_OR_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def evaluate_highlights(path: Path) -> None:
+    """Precision, recall, F1 (IoU >= 0.5) of chosen clips against labels.json, for one
+    session folder or every session folder below DIR."""
+    import json
+
+    from highlight.media import MediaError
+    from highlight.pipeline import find_highlights, score_clips
+
+    folders = [path] if (path / "session.json").is_file() else sorted(p.parent for p in path.glob("*/session.json"))
+    if not folders:
+        raise click.UsageError(f"no session folder at or below {path}")
+    totals = {"hits": 0.0, "clips": 0, "moments": 0}
+    for folder in folders:
+        sess = _open(folder)
+        if sess.video_path is None or sess.labels_path is None:
+            raise click.UsageError(f"{folder}: needs a video and labels.json")
+        labels = json.loads(sess.labels_path.read_text())
+        truth = [(m["start"] - sess.info.start, m["end"] - sess.info.start) for m in labels["moments"]
+                 if m["room_id"] == sess.info.room_id]
+        try:
+            a = find_highlights(sess.video_path, events=sess.events_path, room_id=sess.info.room_id, t0=sess.info.start)
+        except MediaError as exc:
+            raise click.UsageError(str(exc)) from None
+        s = score_clips(a.clips, truth, cuts=a.cut_times, pauses=a.pause_times)
+        totals["hits"] += s["precision"] * s["clips"]
+        totals["clips"] += s["clips"]
+        totals["moments"] += s["moments"]
+        err = "-" if s["boundary_error_s"] is None else f"{s['boundary_error_s']:.1f}s"
+        edges = "-" if s["edges_on_cut_or_pause"] is None else f"{s['edges_on_cut_or_pause']:.2f}"
+        click.echo(f"{folder.name}: P {s['precision']:.2f} R {s['recall']:.2f} F1 {s['f1']:.2f}  boundary error {err}  "
+                   f"edges on cut/pause {edges}  lag {a.lag_s}s")
+    p = totals["hits"] / totals["clips"] if totals["clips"] else 0.0
+    r = totals["hits"] / totals["moments"] if totals["moments"] else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    click.echo(f"all: P {p:.2f} R {r:.2f} F1 {f1:.2f} over {len(folders)} session(s)")
 
 
 @main.command()

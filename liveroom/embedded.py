@@ -1,5 +1,5 @@
 """The embedded runtime as the CLI runs it: streams replay, live bidding on its
-snapshots, and the report, in one process."""
+snapshots, highlight clips when the session has a video, and the report, in one process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from streams.session import Session
 from .settings import Settings
 
 BID_DECISIONS_FILE = "bid-decisions.jsonl"
+CLIPS_DIR = "clips"
 
 
 def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progress: bool = False,
@@ -33,6 +34,12 @@ def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progres
         )
     finally:
         decisions.close()
+    if session.video_path is not None:
+        from highlight.pipeline import cut_clips, find_highlights
+
+        analysis = find_highlights(session.video_path, events=session.events_path, room_id=session.info.room_id,
+                                   t0=session.info.start)
+        cut_clips(session.video_path, analysis, out_dir / CLIPS_DIR)
     if report:
         from .report import render_report
 

@@ -136,6 +136,19 @@ def render_report(out_dir: str | Path) -> Path:
             ("moments", "; ".join(f"{m.start - by_room[room][0].ts:.0f}s to {m.end - by_room[room][0].ts:.0f}s "
                                   f"(z {m.strength}, {', '.join(m.kinds)})" for m in moments[room]) or "none"),
         ]))
+    manifest_path = out / "clips" / "manifest.json"
+    if manifest_path.is_file():
+        manifest = msgspec.json.decode(manifest_path.read_bytes())
+        parts.append(f"<h2>Highlight clips ({len(manifest['clips'])})</h2>")
+        parts.append(f"<p>Audience reaction lag (estimated): {manifest['reaction_lag_s']} s; "
+                     f"weights {html.escape(str(manifest['weights']))}</p><table><tr><th>clip</th><th>cover</th>"
+                     "<th>start</th><th>end</th><th>score</th><th>why</th></tr>")
+        for c in manifest["clips"]:
+            cover = f"<img src='clips/{c['cover']}' width='160'>" if c.get("cover") else ""
+            parts.append(f"<tr><td><a href='clips/{c['file']}'>{c['file']}</a></td><td>{cover}</td>"
+                         f"<td>{c['start']:.1f}s</td><td>{c['end']:.1f}s</td><td>{c['score']}</td>"
+                         f"<td>{html.escape('; '.join(c['reasons']))}</td></tr>")
+        parts.append("</table>")
     if len(rooms) > MAX_ROOMS_PLOTTED:
         parts.append(f"<p>{len(rooms) - MAX_ROOMS_PLOTTED} more rooms not plotted; see {METRICS_FILE}.</p>")
     parts.append("</body></html>\n")

@@ -63,6 +63,9 @@ class RoomPlan:
     moments: tuple[PlantedMoment, ...] = field(default_factory=tuple)
     peak_arrivals_per_s: float = 1.5
     paid_arrivals_per_s: float = 0.6
+    # Decoys fire one signal only (on screen or in the sound), never the audience:
+    # a highlight finder must not pick them.
+    decoys: tuple[PlantedMoment, ...] = field(default_factory=tuple)
 
 
 SHAPES = ("default", "quiet", "one_peak", "steady")
@@ -93,8 +96,18 @@ def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: flo
             continue
         moments.append(PlantedMoment(kinds[i % 2], round(start + begin, 3), round(start + begin + length, 3), lag_s,
                                      boost))
+    decoys = []
+    # One decoy in the middle of each gap after a moment (and its audience's reaction).
+    ends = [m.end - start + lag_s for m in moments]
+    starts = [m.start - start for m in moments[1:]] + [duration - 20.0]
+    for i, (gap_a, gap_b) in enumerate(zip(ends, starts)):
+        length = 20.0
+        if gap_b - gap_a >= length + 24.0:
+            begin = round((gap_a + gap_b - length) / 2)
+            kind = ("visual_decoy", "audio_decoy")[i % 2]
+            decoys.append(PlantedMoment(kind, round(start + begin, 3), round(start + begin + length, 3), 0.0))
     return RoomPlan(room_id, start, start + duration, tuple(moments), peak_arrivals_per_s,
-                    paid_arrivals_per_s=peak_arrivals_per_s * 0.4)
+                    paid_arrivals_per_s=peak_arrivals_per_s * 0.4, decoys=tuple(decoys))
 
 
 def _multipliers(plan: RoomPlan, t: float) -> dict[str, float]:
@@ -250,7 +263,7 @@ def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, room
             {"room_id": p.room_id, "kind": m.kind, "start": m.start, "end": m.end, "lag_s": m.lag_s}
             for p in plans for m in p.moments
         ],
-        "decoys": [],
+        "decoys": [{"room_id": p.room_id, "kind": d.kind, "start": d.start, "end": d.end} for p in plans for d in p.decoys],
     }
     (folder / "labels.json").write_bytes(msgspec.json.format(msgspec.json.encode(labels), indent=2) + b"\n")
     return folder

@@ -1,0 +1,173 @@
+"""Per-second signals of a broadcast: video (OpenCV), audio (librosa), interactions.
+
+Every signal is an array with one value per second of the video. Video is read
+in two passes: a coarse pass over keyframes only (brightness, sharpness, shot
+cuts, and keyframe density: encoders put a keyframe at every scene cut), then a
+fine pass at a few frames per second only inside candidate windows (motion).
+Audio is read in chunks (constant memory). Interactions come from the session's
+events, z-scored against the room's own baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .media import audio_chunks, gray_frames
+
+COARSE_SIZE = (96, 54)
+FINE_SIZE = (64, 36)
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 MAD). For sparse signals (shot cuts: mostly zero, so
+    MAD = 0) half the standard deviation is the floor, so a lone event is not a spike."""
+    med = float(np.median(x))
+    mad = float(np.median(np.abs(x - med))) * 1.4826
+    scale = max(mad, 0.5 * float(np.std(x)), 1e-6)
+    return (x - med) / scale
+
+
+def _hist(frame: np.ndarray) -> np.ndarray:
+    h = np.bincount((frame // 8).ravel(), minlength=32).astype(np.float64)
+    return h / h.sum()
+
+
+@dataclass
+class VideoSignals:
+    seconds: int
+    brightness: np.ndarray
+    sharpness: np.ndarray
+    cuts: np.ndarray  # shot cuts per second
+    cut_times: list[float] = field(default_factory=list)
+    motion: np.ndarray | None = None  # filled by the fine pass where it ran (NaN elsewhere)
+
+
+def coarse_video(path: Path, seconds: int) -> VideoSignals:
+    import cv2
+
+    w, h = COARSE_SIZE
+    bright = np.full(seconds, np.nan)
+    sharp = np.full(seconds, np.nan)
+    cuts = np.zeros(seconds)
+    cut_times: list[float] = []
+    prev_hist = None
+    prev_t = None
+    for t, frame in gray_frames(path, width=w, height=h, keyframes_only=True):
+        s = min(int(t), seconds - 1)
+        bright[s] = float(frame.mean())
+        sharp[s] = float(cv2.Laplacian(frame, cv2.CV_64F).var())
+        hist = _hist(frame)
+        if prev_hist is not None:
+            chi = 0.5 * float(np.sum((hist - prev_hist) ** 2 / (hist + prev_hist + 1e-9)))
+            # a jump in the picture, or a keyframe well inside the regular GOP: a cut
+            if chi > 0.15 or (prev_t is not None and t - prev_t < 1.5):
+                cuts[s] += 1
+                cut_times.append(t)
+        prev_hist, prev_t = hist, t
+    idx = np.arange(seconds)
+    for arr in (bright, sharp):
+        ok = ~np.isnan(arr)
+        arr[:] = np.interp(idx, idx[ok], arr[ok]) if ok.any() else 0.0
+    return VideoSignals(seconds, bright, sharp, cuts, cut_times)
+
+
+def fine_motion(path: Path, signals: VideoSignals, windows: list[tuple[float, float]], *, fps: float = 4.0) -> None:
+    """Mean absolute frame difference per second inside ``windows`` (seconds)."""
+    w, h = FINE_SIZE
+    motion = np.full(signals.seconds, np.nan)
+    for start, end in windows:
+        prev = None
+        acc: dict[int, list[float]] = {}
+        for t, frame in gray_frames(path, width=w, height=h, fps=fps, start=start, duration=end - start):
+            f = frame.astype(np.int16)
+            if prev is not None:
+                acc.setdefault(min(int(t), signals.seconds - 1), []).append(float(np.abs(f - prev).mean()))
+            prev = f
+        for s, vals in acc.items():
+            motion[s] = float(np.mean(vals))
+    signals.motion = motion
+
+
+@dataclass
+class AudioSignals:
+    seconds: int
+    loudness: np.ndarray  # dB
+    onset: np.ndarray
+    flux: np.ndarray
+    pitch_var: np.ndarray  # semitones std of f0 over voiced frames
+    pause: np.ndarray  # per 0.1 s: True where nobody speaks
+
+
+def audio_signals(path: Path, seconds: int, *, sr: int = 16_000) -> AudioSignals:
+    import librosa
+
+    hop = sr // 10  # 0.1 s frames
+    rms_all, onset_all, flux_all, f0_all = [], [], [], []
+    for chunk in audio_chunks(path, sr=sr, chunk_s=60.0):
+        if len(chunk) < hop:
+            continue
+        S = np.abs(librosa.stft(chunk, n_fft=1024, hop_length=hop))
+        rms_all.append(librosa.feature.rms(S=S, frame_length=1024, hop_length=hop)[0])
+        onset_all.append(librosa.onset.onset_strength(S=librosa.amplitude_to_db(S), sr=sr, hop_length=hop))
+        flux_all.append(np.r_[0.0, np.sqrt((np.diff(S, axis=1).clip(min=0) ** 2).sum(axis=0))])
+        f0 = librosa.yin(chunk, fmin=70, fmax=400, sr=sr, frame_length=2048, hop_length=hop)
+        f0_all.append(f0[: S.shape[1]])
+    n10 = seconds * 10
+
+    def fit(parts: list[np.ndarray]) -> np.ndarray:
+        x = np.concatenate(parts) if parts else np.zeros(0)
+        return np.pad(x[:n10], (0, max(0, n10 - len(x))))
+
+    rms, onset, flux, f0 = fit(rms_all), fit(onset_all), fit(flux_all), fit(f0_all)
+    db = 20 * np.log10(rms + 1e-6)
+    pause = db < max(float(np.percentile(db, 90)) - 25.0, -60.0)
+    semis = 12 * np.log2(np.maximum(f0, 1.0) / 100.0)
+    per_s = lambda x: x.reshape(seconds, 10)  # noqa: E731
+    voiced = ~per_s(pause)
+    pv = np.array([float(np.std(row[v])) if v.sum() > 3 else 0.0 for row, v in zip(per_s(semis), voiced)])
+    return AudioSignals(seconds, per_s(db).max(axis=1), per_s(onset).mean(axis=1), per_s(flux).mean(axis=1), pv,
+                        pause)
+
+
+INTERACTION_WEIGHTS = {"comment": 1.0, "like": 0.3, "share": 2.0, "follow": 1.0, "gift": 1.0, "cart_add": 2.0,
+                       "order": 3.0}
+
+
+def interaction_curve(events_path: Path, room_id: str, t0: float, seconds: int) -> np.ndarray:
+    """Weighted interactions per second of the room, from its events file."""
+    from streams.events import EventDecoder, Rejected
+    from streams.session import LineReader
+
+    dec = EventDecoder()
+    curve = np.zeros(seconds)
+    for lines in LineReader(events_path).chunks():
+        for raw in lines:
+            try:
+                ev = dec.decode(raw)
+            except Rejected:
+                continue
+            if ev.room_id != room_id or ev.kind_index < 0:
+                continue
+            s = int(ev.ts - t0)
+            if 0 <= s < seconds:
+                kind = type(ev).__struct_config__.tag
+                curve[s] += INTERACTION_WEIGHTS.get(kind, 1.0) * (getattr(ev, "count", 1) if kind == "like" else 1)
+    return curve
+
+
+def estimate_lag(audio_z: np.ndarray, inter_z: np.ndarray, *, max_lag: int = 25) -> int:
+    """Seconds the audience reacts after the sound: the lag that best lines up
+    the interaction curve with the audio curve (cross-correlation)."""
+    best, best_lag = -np.inf, 0
+    a = audio_z - audio_z.mean()
+    for lag in range(0, max_lag + 1):
+        x, y = a[: len(a) - lag], inter_z[lag:] - inter_z[lag:].mean()
+        if len(x) < 10:
+            break
+        c = float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-9))
+        if c > best:
+            best, best_lag = c, lag
+    return best_lag

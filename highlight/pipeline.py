@@ -1,0 +1,184 @@
+"""Find a broadcast's best moments and cut them: signals -> fusion -> clips -> files.
+
+``find_highlights`` is the analysis (reads media, returns clips and why);
+``cut_clips`` renders them: a stream copy without re-encoding when the picture
+is not changed (fast), moviepy when a 9:16 vertical crop with fades is asked.
+Every clip gets a cover image; ``manifest.json`` says why each was chosen.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from .features import (audio_signals, coarse_video, estimate_lag, fine_motion, interaction_curve, robust_z)
+from .media import MediaError, MediaInfo, ffmpeg_exe, probe
+from .select import Clip, FusionWeights, SelectionConfig, fuse, pause_edges, select_clips, smooth
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Analysis:
+    media: MediaInfo
+    clips: list[Clip]
+    lag_s: int | None
+    cut_times: list[float]
+    pause_times: list[float]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _mean_z(*arrays: np.ndarray) -> np.ndarray:
+    return np.mean([robust_z(a) for a in arrays], axis=0)
+
+
+def find_highlights(video: Path, *, events: Path | None = None, room_id: str | None = None, t0: float = 0.0,
+                    weights: FusionWeights = FusionWeights(), selection: SelectionConfig = SelectionConfig()
+                    ) -> Analysis:
+    info = probe(video)
+    seconds = max(1, int(math.ceil(info.duration)))
+    zeros = np.zeros(seconds)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    vs = coarse_video(video, seconds) if info.has_video else None
+    timings["video_coarse_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    aud = audio_signals(video, seconds) if info.has_audio else None
+    timings["audio_s"] = time.perf_counter() - started
+    audio_z = _mean_z(aud.loudness, aud.onset, aud.pitch_var) if aud is not None else zeros
+    inter_z, lag = zeros, None
+    if events is not None and room_id is not None:
+        curve = interaction_curve(events, room_id, t0, seconds)
+        if curve.any():
+            inter_z = robust_z(curve)
+            reference = audio_z if aud is not None else (robust_z(vs.cuts) if vs is not None else zeros)
+            lag = estimate_lag(reference, inter_z)
+            inter_z = np.r_[inter_z[lag:], np.zeros(lag)]  # reactions moved back to what caused them
+    video_z = zeros
+    if vs is not None:
+        started = time.perf_counter()
+        # Fine pass only where something else already stirs (decoding is the cost).
+        hint = audio_z + inter_z + robust_z(vs.cuts)
+        windows = _candidate_windows(hint, seconds, top=3 * selection.top_k)
+        fine_motion(video, vs, windows)
+        timings["video_fine_s"] = time.perf_counter() - started
+        timings["video_fine_share"] = sum(b - a for a, b in windows) / seconds
+        motion = vs.motion if vs.motion is not None else zeros
+        motion = np.where(np.isnan(motion), np.nanmedian(motion) if np.isfinite(motion).any() else 0.0, motion)
+        video_z = _mean_z(smooth(vs.cuts, 10), motion, vs.brightness)  # cuts as a density
+    fused, parts = fuse(video_z, audio_z, inter_z, weights, selection.smooth_s)
+    pauses = pause_edges(aud.pause) if aud is not None else np.zeros(0)
+    cuts = np.array(vs.cut_times) if vs is not None else np.zeros(0)
+    clips = select_clips(fused, parts, selection, duration=info.duration, pauses=pauses, cuts=cuts)
+    if lag is not None:
+        for c in clips:
+            c.reasons.append(f"audience reacts {lag}s late (estimated)")
+    return Analysis(info, clips, lag, cuts.tolist(), pauses.tolist(), timings)
+
+
+def _candidate_windows(hint: np.ndarray, seconds: int, *, top: int, half: int = 30) -> list[tuple[float, float]]:
+    """Merged windows of +-``half`` seconds around the ``top`` strongest seconds."""
+    order = np.argsort(-hint, kind="stable")
+    spans: list[list[int]] = []
+    for s in order:
+        if len(spans) >= top:
+            break
+        if any(a <= s < b for a, b in spans):
+            continue
+        spans.append([max(0, s - half), min(seconds, s + half)])
+    spans.sort()
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(float(a), float(b)) for a, b in merged]
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise MediaError(f"{what} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}")
+
+
+def cover_image(video: Path, t: float, out: Path) -> Path:
+    _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{t:.2f}", "-i", str(video), "-frames:v", "1", "-q:v", "3",
+          str(out)], "cover image")
+    return out
+
+
+def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, fade_s: float = 0.5) -> Path:
+    if not vertical:
+        # Fast path: no change to the picture, so no re-encoding (starts on the nearest keyframe).
+        _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.2f}", "-i", str(video),
+              "-t", f"{clip.end - clip.start:.2f}", "-c", "copy", "-avoid_negative_ts", "make_zero", str(out)],
+             "clip copy")
+        return out
+    from moviepy import VideoFileClip, vfx
+
+    with VideoFileClip(str(video)) as source:
+        sub = source.subclipped(clip.start, clip.end)
+        w, h = sub.size
+        target_w = min(w, int(round(h * 9 / 16)) // 2 * 2)
+        sub = sub.with_effects([vfx.Crop(x_center=w / 2, width=target_w, height=h), vfx.FadeIn(fade_s),
+                                vfx.FadeOut(fade_s)])
+        sub.write_videofile(str(out), codec="libx264", audio_codec="aac", preset="ultrafast", logger=None)
+    return out
+
+
+def cut_clips(video: Path, analysis: Analysis, out_dir: Path, *, vertical: bool = False,
+              weights: FusionWeights = FusionWeights()) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, clip in enumerate(analysis.clips, 1):
+        name = f"clip-{i:02d}.mp4"
+        if analysis.media.has_video:
+            render_clip(video, clip, out_dir / name, vertical=vertical)
+            cover_image(video, (clip.start + clip.end) / 2, out_dir / f"clip-{i:02d}.jpg")
+        else:
+            name = f"clip-{i:02d}.m4a"
+            _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.2f}", "-i", str(video), "-t",
+                  f"{clip.end - clip.start:.2f}", "-vn", "-c", "copy", str(out_dir / name)], "audio clip")
+        entries.append({"file": name, "cover": f"clip-{i:02d}.jpg" if analysis.media.has_video else None,
+                        **asdict(clip)})
+    manifest = {"video": str(video.name), "duration": analysis.media.duration, "reaction_lag_s": analysis.lag_s,
+                "weights": asdict(weights), "clips": entries}
+    path = out_dir / MANIFEST
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n")
+    return path
+
+
+def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def score_clips(clips: list[Clip], truth: list[tuple[float, float]], *, cuts: list[float], pauses: list[float],
+                threshold: float = 0.5) -> dict:
+    """Precision, recall, F1 (a match is temporal IoU >= threshold), boundary error
+    of matches, and the share of clip edges within 0.5 s of a cut or a pause."""
+    matched_truth: set[int] = set()
+    hits, errors = 0, []
+    for c in clips:
+        best = max(range(len(truth)), key=lambda i: iou((c.start, c.end), truth[i]), default=None)
+        if best is not None and best not in matched_truth and iou((c.start, c.end), truth[best]) >= threshold:
+            matched_truth.add(best)
+            hits += 1
+            errors.append((abs(c.start - truth[best][0]) + abs(c.end - truth[best][1])) / 2)
+    precision = hits / len(clips) if clips else 0.0
+    recall = hits / len(truth) if truth else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    anchors = np.array(sorted(cuts + pauses))
+    edges = [t for c in clips for t in (c.start, c.end)]
+    on = sum(1 for t in edges if len(anchors) and np.min(np.abs(anchors - t)) <= 0.5)
+    return {"clips": len(clips), "moments": len(truth), "precision": precision, "recall": recall, "f1": f1,
+            "boundary_error_s": float(np.mean(errors)) if errors else None,
+            "edges_on_cut_or_pause": on / len(edges) if edges else None}

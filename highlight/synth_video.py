@@ -1,0 +1,139 @@
+"""A video track with sound for synthetic sessions, drawn from their labels.
+
+Planted moments show on screen (fast cuts, a product swinging across, brighter
+light) and in the sound (louder, excited pitch, claps); the audience's reaction
+is already in the events, a few seconds later. Decoys fire one signal only: a
+``visual_decoy`` is busy on screen in a quiet room, an ``audio_decoy`` is loud
+applause over a calm picture. The rest is a host talking in phrases with pauses
+between them, with a cut every 20-30 s.
+
+Same seed, same pixels and samples (encoded with the bundled ffmpeg).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .media import ffmpeg_exe
+
+SAMPLE_RATE = 16_000
+
+
+def _busy(t: float, spans: list[tuple[float, float]]) -> bool:
+    return any(a <= t < b for a, b in spans)
+
+
+def synth_audio(duration: float, *, moments: list[tuple[float, float]], audio_decoys: list[tuple[float, float]],
+                seed: int) -> np.ndarray:
+    """Mono float32 at 16 kHz: phrases of 'speech' with pauses, excited at moments, applause at decoys."""
+    rng = np.random.default_rng([seed, 7])
+    n = int(duration * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    # phrases 2-5 s long, pauses 0.4-0.9 s
+    env = np.zeros(n, dtype=np.float32)
+    pos = 0.0
+    while pos < duration:
+        length = rng.uniform(2.0, 5.0)
+        a, b = int(pos * SAMPLE_RATE), int(min(pos + length, duration) * SAMPLE_RATE)
+        env[a:b] = 1.0
+        pos += length + rng.uniform(0.4, 0.9)
+    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t) ** 2
+    excited = np.zeros(n, dtype=bool)
+    for a, b in moments:
+        excited[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)] = True
+    pitch = 140.0 + 15.0 * np.sin(2 * np.pi * 0.3 * t) + np.where(excited, 70.0 * np.sin(2 * np.pi * 1.7 * t), 0.0)
+    phase = 2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE
+    voice = 0.6 * np.sin(phase) + 0.25 * np.sin(2 * phase) + 0.15 * rng.standard_normal(n)
+    gain = np.where(excited, 0.35, 0.1)
+    audio = (voice * syllables * env * gain).astype(np.float32)
+    # claps in moments, applause at audio decoys: short noise bursts
+    for spans, rate, amp in ((moments, 5.0, 0.3), (audio_decoys, 8.0, 0.45)):
+        for a, b in spans:
+            for onset in np.arange(a, b, 1.0 / rate) + rng.uniform(0, 0.05, int(np.ceil((b - a) * rate))):
+                i = int(onset * SAMPLE_RATE)
+                burst = rng.standard_normal(800) * np.exp(-np.arange(800) / 150.0) * amp
+                audio[i:i + 800] += burst[: max(0, min(800, n - i))].astype(np.float32)
+    return np.clip(audio, -1.0, 1.0)
+
+
+def _frame(t: float, shot: int, busy: bool, w: int, h: int, palette: np.ndarray) -> np.ndarray:
+    import cv2
+
+    base = palette[shot % len(palette)]
+    img = np.empty((h, w, 3), dtype=np.uint8)
+    img[:] = np.clip(base * (1.35 if busy else 1.0), 0, 255).astype(np.uint8)
+    # the host: a face-like ellipse swaying as they talk
+    cx = int(w * (0.5 + 0.03 * np.sin(2 * np.pi * 0.25 * t)))
+    cy = int(h * 0.45)
+    cv2.ellipse(img, (cx, cy), (w // 10, h // 6), 0, 0, 360, (150, 180, 225), -1)
+    cv2.circle(img, (cx - w // 30, cy - h // 24), max(2, w // 120), (40, 40, 40), -1)
+    cv2.circle(img, (cx + w // 30, cy - h // 24), max(2, w // 120), (40, 40, 40), -1)
+    if busy:  # a product swinging fast across the frame
+        px = int(w * (0.5 + 0.4 * np.sin(2 * np.pi * 0.9 * t)))
+        py = int(h * (0.75 + 0.1 * np.cos(2 * np.pi * 1.3 * t)))
+        cv2.rectangle(img, (px - w // 12, py - h // 10), (px + w // 12, py + h // 10), (30, 200, 250), -1)
+    return img
+
+
+def render_broadcast(out: str | Path, *, duration: float, moments: list[tuple[float, float]],
+                     visual_decoys: list[tuple[float, float]], audio_decoys: list[tuple[float, float]],
+                     seed: int = 0, width: int = 320, height: int = 180, fps: int = 10, crf: int = 30) -> Path:
+    """Write ``out`` (H.264 + AAC mp4). Spans are seconds from the video's start."""
+    out = Path(out)
+    rng = np.random.default_rng([seed, 11])
+    palette = rng.integers(40, 200, size=(24, 3)).astype(np.float64)
+    busy_spans = list(moments) + list(visual_decoys)
+    audio = synth_audio(duration, moments=list(moments), audio_decoys=list(audio_decoys), seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "audio.f32"
+        wav.write_bytes(audio.tobytes())
+        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
+               "-r", str(fps), "-i", "-", "-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", str(wav),
+               "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-g", str(fps * 2), "-pix_fmt", "yuv420p",
+               "-c:a", "aac", "-b:a", "48k", "-shortest", "-movflags", "+faststart", str(out)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        shot, next_cut = 0, float(rng.uniform(20, 30))
+        assert proc.stdin is not None
+        for f in range(int(duration * fps)):
+            t = f / fps
+            busy = _busy(t, busy_spans)
+            if t >= next_cut:
+                shot += 1
+                next_cut = t + (float(rng.uniform(1.5, 3.0)) if busy else float(rng.uniform(20, 30)))
+            elif busy and next_cut - t > 3.0:
+                next_cut = t + float(rng.uniform(1.5, 3.0))
+            proc.stdin.write(_frame(t, shot, busy, width, height, palette).tobytes())
+        proc.stdin.close()
+        if proc.wait() != 0:
+            raise RuntimeError(f"ffmpeg failed writing {out}")
+    return out
+
+
+def add_video(folder: str | Path, *, seed: int = 0, width: int = 320, height: int = 180, fps: int = 10) -> Path:
+    """Render ``video.mp4`` for a synthetic session folder from its labels and
+    name it in ``session.json``."""
+    import msgspec
+
+    from streams.session import SESSION_FILE, SessionInfo
+
+    folder = Path(folder)
+    info = msgspec.json.decode((folder / SESSION_FILE).read_bytes(), type=SessionInfo)
+    labels = msgspec.json.decode((folder / "labels.json").read_bytes())
+    t0 = info.start
+    room = info.room_id
+
+    def spans(items, kind=None):
+        return [(x["start"] - t0, x["end"] - t0) for x in items if x["room_id"] == room and kind in (None, x["kind"])]
+
+    render_broadcast(folder / "video.mp4", duration=info.end - info.start, moments=spans(labels["moments"]),
+                     visual_decoys=spans(labels["decoys"], "visual_decoy"),
+                     audio_decoys=spans(labels["decoys"], "audio_decoy"), seed=seed, width=width, height=height,
+                     fps=fps)
+    files = msgspec.structs.replace(info.files, video="video.mp4")
+    info = msgspec.structs.replace(info, files=files)
+    (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+    return folder / "video.mp4"
