@@ -207,6 +207,30 @@ def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | 
     click.echo(f"{len(analysis.clips)} clip(s); manifest {manifest}")
 
 
+@main.command("highlight-worker")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--recordings", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Overrides LIVEROOM_RECORDINGS_DIR.")
+@click.option("--clips", "clips_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Overrides LIVEROOM_CLIPS_DIR.")
+@click.option("--max-rooms", type=int, default=None, help="Stop after this many rooms (tests).")
+def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: Path | None,
+                     max_rooms: int | None) -> None:
+    """On Kafka: cut a room's clips from its recording when it ends; publish manifests on liveroom.clips."""
+    import logging
+
+    from streams.kafka_topics import create_topics
+
+    from .highlight_worker import run
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
+    settings = Settings()
+    config = settings.kafka_config(bootstrap)
+    create_topics(config)
+    run(config, recordings or Path(settings.recordings_dir), clips_dir or Path(settings.clips_dir),
+        max_rooms=max_rooms)
+
+
 @main.command("evaluate-highlights")
 @click.argument("path", metavar="SESSION_OR_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def evaluate_highlights(path: Path) -> None:

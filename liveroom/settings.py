@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # bidding
     bidding_strategy: str = "ramp+mcb"  # ramp+mcb | mcb | pid | fixed
 
+    # highlight worker
+    recordings_dir: str = "./recordings"  # ROOM/ session folders or ROOM.mp4
+    clips_dir: str = "./clips"
+
     # Kafka runtime
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_app_id: str = "liveroom"

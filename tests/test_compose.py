@@ -18,7 +18,7 @@ OURS = {name: svc for name, svc in SERVICES.items() if svc.get("build")}
 
 
 def test_our_services_are_built_from_the_dockerfile():
-    assert set(OURS) >= {"topic-init", "worker", "replay"}
+    assert set(OURS) >= {"topic-init", "worker", "highlight-worker", "replay"}
     for svc in OURS.values():
         assert svc["build"] == "."
     dockerfile = (REPO / "Dockerfile").read_text()
@@ -62,3 +62,12 @@ def test_startup_order_and_scaling():
     assert "container_name" not in worker and "ports" not in worker  # --scale worker=N must work
     assert SERVICES["replay"]["profiles"] == ["replay"]
     assert int(worker["environment"]["LIVEROOM_KAFKA_PARTITIONS"]) >= 2
+
+
+def test_highlight_worker_reads_recordings_from_its_volume():
+    svc = SERVICES["highlight-worker"]
+    env = svc["environment"]
+    mounts = {v.split(":")[1]: v for v in svc["volumes"]}
+    assert env["LIVEROOM_RECORDINGS_DIR"] in mounts and mounts[env["LIVEROOM_RECORDINGS_DIR"]].endswith(":ro")
+    assert env["LIVEROOM_CLIPS_DIR"] in mounts
+    assert env["LIVEROOM_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"

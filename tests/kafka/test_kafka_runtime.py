@@ -186,3 +186,25 @@ def test_malformed_and_oversized_messages_become_dead_letters(broker, tmp_path):
     assert {d.raw for d in got} == {v for _, v, _ in bad}  # raw bytes kept whole, even the oversized one
     assert all(d.source.startswith("liveroom.events/") for d in got)
     assert latest_per_room(metrics)["r1"].interactions_total["comment"] == 30
+
+
+def test_highlight_worker_cuts_clips_when_a_room_ends(broker, sample_session, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    recordings = tmp_path / "recordings"
+    shutil.copytree(sample_session, recordings / "room-001")
+    session = open_session(recordings / "room-001")
+    config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
+    create_topics(config)
+    produce_session(session, config)  # ends with the room's room_end
+    proc = subprocess.run([sys.executable, "-m", "liveroom.cli", "highlight-worker", "--kafka", broker.bootstrap,
+                           "--recordings", str(recordings), "--clips", str(tmp_path / "clips"), "--max-rooms", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifests = [msgspec.json.decode(v) for _, v in read_topic(broker.bootstrap, "liveroom.clips", idle_s=2.0)]
+    assert len(manifests) == 1 and manifests[0]["room_id"] == "room-001" and "error" not in manifests[0]
+    assert len(manifests[0]["clips"]) >= 2
+    for clip in manifests[0]["clips"]:
+        assert (tmp_path / "clips" / "room-001" / clip["file"]).stat().st_size > 0
