@@ -107,20 +107,31 @@ class RoomsRuntime:
 
     async def flush_silent(self) -> None:
         """Flush rooms quiet for ``silence_s`` whose partition has no backlog."""
+        now = time.monotonic()
+        quiet = {key: tp for key, (seen_at, tp) in self.last_seen.items() if now - seen_at >= self.config.silence_s}
+        if not quiet:
+            return
+        # Ask the broker for the partitions' end offsets: a cached highwater can be
+        # stale during a rebalance, and a room is only silent if nothing of it waits.
+        try:
+            ends = await self.app.consumer.highwaters(*set(quiet.values()))
+        except Exception as exc:  # broker unreachable: not the moment to decide anything
+            log.info("silence check skipped: %s", exc)
+            return
         async with self.lock:
-            now = time.monotonic()
             assigned = self.app.consumer.assignment()
             core = self.core
             core.processors.clear()
             flushed = []
-            for key, (seen_at, tp) in list(self.last_seen.items()):
+            for key, tp in quiet.items():
                 if tp not in assigned:
-                    del self.last_seen[key]
+                    self.last_seen.pop(key, None)
                     continue
-                if now - seen_at < self.config.silence_s:
-                    continue
-                highwater = self.app.consumer.highwater(tp)
-                if highwater is None or self.offsets.get(tp, -1) + 1 < highwater:
+                seen = self.last_seen.get(key)
+                if seen is None or time.monotonic() - seen[0] < self.config.silence_s:
+                    continue  # events arrived meanwhile
+                end = ends.get(tp)
+                if end is None or self.offsets.get(tp, -1) + 1 < end:
                     continue  # events of this partition still wait: not silent, just behind
                 del self.last_seen[key]
                 stored = self.table.get(key)
