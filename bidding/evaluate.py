@@ -9,7 +9,6 @@ README reports.
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,4 +170,4 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["simulate", "summarize", "format_table", "session_metrics", "scale_budget", "EpisodeScore", "math"]
+__all__ = ["simulate", "summarize", "format_table", "session_metrics", "scale_budget", "EpisodeScore"]
