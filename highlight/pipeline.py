@@ -65,7 +65,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
         started = time.perf_counter()
         # Fine pass only where something else already stirs (decoding is the cost).
         hint = audio_z + inter_z + robust_z(vs.cuts)
-        windows = _candidate_windows(hint, seconds, top=3 * selection.top_k)
+        windows = _candidate_windows(hint, seconds, top=selection.top_k + 1)
         fine_motion(video, vs, windows)
         timings["video_fine_s"] = time.perf_counter() - started
         timings["video_fine_share"] = sum(b - a for a, b in windows) / seconds
@@ -82,7 +82,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     return Analysis(info, clips, lag, cuts.tolist(), pauses.tolist(), timings)
 
 
-def _candidate_windows(hint: np.ndarray, seconds: int, *, top: int, half: int = 30) -> list[tuple[float, float]]:
+def _candidate_windows(hint: np.ndarray, seconds: int, *, top: int, half: int = 20) -> list[tuple[float, float]]:
     """Merged windows of +-``half`` seconds around the ``top`` strongest seconds."""
     order = np.argsort(-hint, kind="stable")
     spans: list[list[int]] = []
