@@ -17,7 +17,7 @@ import numpy as np
 
 from .media import audio_chunks, gray_frames
 
-COARSE_SIZE = (96, 54)
+COARSE_SIZE = (192, 108)  # large enough for a host's face (Haar finds faces from 18 px here)
 FINE_SIZE = (64, 36)
 
 
@@ -35,30 +35,74 @@ def _hist(frame: np.ndarray) -> np.ndarray:
     return h / h.sum()
 
 
+class FaceFinder:
+    """OpenCV's frontal-face Haar cascade on small gray frames: the largest face's
+    centre (0-1 across the picture) and its share of the picture."""
+
+    def __init__(self) -> None:
+        import cv2
+
+        self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        if self._cascade.empty():
+            raise RuntimeError("OpenCV's frontal-face cascade is missing (opencv-python-headless < 5 ships it)")
+
+    def largest(self, frame: np.ndarray) -> tuple[float, float] | None:
+        h, w = frame.shape
+        found = self._cascade.detectMultiScale(frame, scaleFactor=1.15, minNeighbors=4, minSize=(h // 6, h // 6))
+        if len(found) == 0:
+            return None
+        x, y, fw, fh = max(found, key=lambda r: r[2] * r[3])
+        return (x + fw / 2) / w, fw * fh / (w * h)
+
+
 @dataclass
 class VideoSignals:
     seconds: int
     brightness: np.ndarray
     sharpness: np.ndarray
     cuts: np.ndarray  # shot cuts per second
+    face_share: np.ndarray  # the largest face's share of the picture (0 where none), per keyframe held
+    face_x: np.ndarray  # its centre, 0-1 across the picture; NaN where no face was seen
     cut_times: list[float] = field(default_factory=list)
     motion: np.ndarray | None = None  # filled by the fine pass where it ran (NaN elsewhere)
+    active_x: np.ndarray | None = None  # centre of the motion, 0-1 across; fine pass only (NaN elsewhere)
 
 
-def coarse_video(path: Path, seconds: int) -> VideoSignals:
+def _hold(values: np.ndarray, fill: float) -> np.ndarray:
+    """Carry each keyframe's value forward to the next keyframe's second."""
+    out = values.copy()
+    last = fill
+    for i, v in enumerate(out):
+        if np.isnan(v):
+            out[i] = last
+        else:
+            last = v
+    return out
+
+
+def coarse_video(path: Path, seconds: int, *, faces: bool = True) -> VideoSignals:
+    """Keyframes only: brightness, sharpness, shot cuts, faces."""
     import cv2
 
     w, h = COARSE_SIZE
     bright = np.full(seconds, np.nan)
     sharp = np.full(seconds, np.nan)
+    share = np.full(seconds, np.nan)
+    face_x = np.full(seconds, np.nan)
     cuts = np.zeros(seconds)
     cut_times: list[float] = []
+    finder = FaceFinder() if faces else None
     prev_hist = None
     prev_t = None
     for t, frame in gray_frames(path, width=w, height=h, keyframes_only=True):
         s = min(int(t), seconds - 1)
         bright[s] = float(frame.mean())
         sharp[s] = float(cv2.Laplacian(frame, cv2.CV_64F).var())
+        if finder is not None:
+            face = finder.largest(frame)
+            share[s] = face[1] if face else 0.0
+            if face:
+                face_x[s] = face[0]
         hist = _hist(frame)
         if prev_hist is not None:
             chi = 0.5 * float(np.sum((hist - prev_hist) ** 2 / (hist + prev_hist + 1e-9)))
@@ -71,24 +115,34 @@ def coarse_video(path: Path, seconds: int) -> VideoSignals:
     for arr in (bright, sharp):
         ok = ~np.isnan(arr)
         arr[:] = np.interp(idx, idx[ok], arr[ok]) if ok.any() else 0.0
-    return VideoSignals(seconds, bright, sharp, cuts, cut_times)
+    # A face seen at a keyframe stays until the next keyframe says otherwise.
+    seen = _hold(np.where(np.isnan(share), np.nan, np.where(share > 0, 1.0, 0.0)), 0.0) > 0
+    face_x = np.where(seen, _hold(face_x, np.nan), np.nan)
+    return VideoSignals(seconds, bright, sharp, cuts, _hold(share, 0.0), face_x, cut_times)
 
 
 def fine_motion(path: Path, signals: VideoSignals, windows: list[tuple[float, float]], *, fps: float = 4.0) -> None:
-    """Mean absolute frame difference per second inside ``windows`` (seconds)."""
+    """Mean absolute frame difference per second inside ``windows`` (seconds), and
+    where across the picture that motion is (for a crop that follows it)."""
     w, h = FINE_SIZE
     motion = np.full(signals.seconds, np.nan)
+    active = np.full(signals.seconds, np.nan)
+    columns = (np.arange(w) + 0.5) / w
     for start, end in windows:
         prev = None
-        acc: dict[int, list[float]] = {}
-        for t, frame in gray_frames(path, width=w, height=h, fps=fps, start=start, duration=end - start):
+        acc: dict[int, list[np.ndarray]] = {}
+        for t, frame in gray_frames(path, width=w, height=h, fps=fps, start=start, duration=end - start, fast=True):
             f = frame.astype(np.int16)
             if prev is not None:
-                acc.setdefault(min(int(t), signals.seconds - 1), []).append(float(np.abs(f - prev).mean()))
+                acc.setdefault(min(int(t), signals.seconds - 1), []).append(np.abs(f - prev).mean(axis=0))
             prev = f
-        for s, vals in acc.items():
-            motion[s] = float(np.mean(vals))
+        for s, cols in acc.items():
+            energy = np.mean(cols, axis=0)
+            motion[s] = float(energy.mean())
+            if energy.sum() > 0:
+                active[s] = float(np.dot(energy, columns) / energy.sum())
     signals.motion = motion
+    signals.active_x = active
 
 
 @dataclass

@@ -17,7 +17,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from .features import (audio_signals, coarse_video, estimate_lag, fine_motion, interaction_curve, robust_z)
+from .features import (VideoSignals, audio_signals, coarse_video, estimate_lag, fine_motion, interaction_curve,
+                       robust_z)
 from .media import MediaError, MediaInfo, ffmpeg_exe, probe
 from .select import Clip, FusionWeights, SelectionConfig, fuse, pause_edges, select_clips, smooth
 
@@ -32,6 +33,7 @@ class Analysis:
     cut_times: list[float]
     pause_times: list[float]
     timings: dict[str, float] = field(default_factory=dict)
+    video: VideoSignals | None = None
 
 
 def _mean_z(*arrays: np.ndarray) -> np.ndarray:
@@ -76,10 +78,36 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     pauses = pause_edges(aud.pause) if aud is not None else np.zeros(0)
     cuts = np.array(vs.cut_times) if vs is not None else np.zeros(0)
     clips = select_clips(fused, parts, selection, duration=info.duration, pauses=pauses, cuts=cuts)
-    if lag is not None:
-        for c in clips:
+    for c in clips:
+        if lag is not None:
             c.reasons.append(f"audience reacts {lag}s late (estimated)")
-    return Analysis(info, clips, lag, cuts.tolist(), pauses.tolist(), timings)
+        if vs is not None:
+            lo, hi = int(c.start), max(int(c.start) + 1, int(math.ceil(c.end)))
+            on = float(np.mean(vs.face_share[lo:hi] > 0))
+            if on > 0:
+                c.reasons.append(f"a face on screen {on:.0%} of the clip")
+    return Analysis(info, clips, lag, cuts.tolist(), pauses.tolist(), timings, vs)
+
+
+def crop_track(analysis: Analysis, clip: Clip) -> np.ndarray:
+    """Per second of ``clip``: where a vertical crop centres (0-1 across the picture).
+    The largest face where one is seen, else the centre of the motion, else the
+    middle; smoothed over 3 s so the crop glides instead of jumping."""
+    lo = int(math.floor(clip.start))
+    n = max(1, int(math.ceil(clip.end)) - lo)
+    vs = analysis.video
+    x = np.full(n, np.nan)
+    if vs is not None:
+        span = slice(lo, lo + n)
+        for source in (vs.face_x, vs.active_x):
+            if source is not None:
+                part = np.full(n, np.nan)
+                got = source[span]
+                part[: len(got)] = got
+                x = np.where(np.isnan(x), part, x)
+    x = np.where(np.isnan(x), np.nanmedian(x) if np.isfinite(x).any() else 0.5, x)
+    padded = np.r_[x[:1], x, x[-1:]]
+    return np.convolve(padded, np.ones(3) / 3, mode="valid")
 
 
 def _candidate_windows(hint: np.ndarray, seconds: int, *, top: int, half: int = 20) -> list[tuple[float, float]]:
@@ -114,7 +142,11 @@ def cover_image(video: Path, t: float, out: Path) -> Path:
     return out
 
 
-def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, fade_s: float = 0.5) -> Path:
+def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, fade_s: float = 0.5,
+                track: np.ndarray | None = None) -> Path:
+    """One clip file. ``vertical``: a 9:16 crop re-encoded with moviepy, short fades,
+    its centre following ``track`` (per second of the clip, 0-1 across; see
+    :func:`crop_track`), the middle when none is given."""
     if not vertical:
         # Fast path: no change to the picture, so no re-encoding (starts on the nearest keyframe).
         _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.2f}", "-i", str(video),
@@ -127,8 +159,15 @@ def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, f
         sub = source.subclipped(clip.start, clip.end)
         w, h = sub.size
         target_w = min(w, int(round(h * 9 / 16)) // 2 * 2)
-        sub = sub.with_effects([vfx.Crop(x_center=w / 2, width=target_w, height=h), vfx.FadeIn(fade_s),
-                                vfx.FadeOut(fade_s)])
+        offset = clip.start - math.floor(clip.start)
+        xs = np.asarray(track if track is not None else [0.5], dtype=float)
+
+        def left(t: float) -> int:
+            centre = float(np.interp(t + offset - 0.5, np.arange(len(xs)), xs)) * w
+            return int(min(max(centre - target_w / 2, 0), w - target_w))
+
+        sub = sub.transform(lambda get_frame, t: get_frame(t)[:, left(t):left(t) + target_w])
+        sub = sub.with_effects([vfx.FadeIn(fade_s), vfx.FadeOut(fade_s)])
         sub.write_videofile(str(out), codec="libx264", audio_codec="aac", preset="ultrafast", logger=None)
     return out
 
@@ -140,7 +179,8 @@ def cut_clips(video: Path, analysis: Analysis, out_dir: Path, *, vertical: bool 
     for i, clip in enumerate(analysis.clips, 1):
         name = f"clip-{i:02d}.mp4"
         if analysis.media.has_video:
-            render_clip(video, clip, out_dir / name, vertical=vertical)
+            render_clip(video, clip, out_dir / name, vertical=vertical,
+                        track=crop_track(analysis, clip) if vertical else None)
             cover_image(video, (clip.start + clip.end) / 2, out_dir / f"clip-{i:02d}.jpg")
         else:
             name = f"clip-{i:02d}.m4a"

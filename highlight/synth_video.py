@@ -60,18 +60,34 @@ def synth_audio(duration: float, *, moments: list[tuple[float, float]], audio_de
     return np.clip(audio, -1.0, 1.0)
 
 
-def _frame(t: float, shot: int, busy: bool, w: int, h: int, palette: np.ndarray) -> np.ndarray:
+FACE = Path(__file__).with_name("assets") / "host_face.jpg"
+
+
+def host_x(t: float, shot: int) -> float:
+    """Where the host's face is centred (0-1 across): each shot frames them
+    somewhere between 0.3 and 0.7, and they sway a little as they talk."""
+    return 0.3 + 0.4 * ((shot * 0.618) % 1.0) + 0.03 * float(np.sin(2 * np.pi * 0.25 * t))
+
+
+def _face(h: int) -> np.ndarray:
+    import cv2
+
+    face = cv2.imread(str(FACE))
+    fh = max(24, int(h * 0.5))
+    return cv2.resize(face, (int(fh * face.shape[1] / face.shape[0]), fh), interpolation=cv2.INTER_AREA)
+
+
+def _frame(t: float, shot: int, busy: bool, w: int, h: int, palette: np.ndarray, face: np.ndarray) -> np.ndarray:
     import cv2
 
     base = palette[shot % len(palette)]
     img = np.empty((h, w, 3), dtype=np.uint8)
     img[:] = np.clip(base * (1.35 if busy else 1.0), 0, 255).astype(np.uint8)
-    # the host: a face-like ellipse swaying as they talk
-    cx = int(w * (0.5 + 0.03 * np.sin(2 * np.pi * 0.25 * t)))
-    cy = int(h * 0.45)
-    cv2.ellipse(img, (cx, cy), (w // 10, h // 6), 0, 0, 360, (150, 180, 225), -1)
-    cv2.circle(img, (cx - w // 30, cy - h // 24), max(2, w // 120), (40, 40, 40), -1)
-    cv2.circle(img, (cx + w // 30, cy - h // 24), max(2, w // 120), (40, 40, 40), -1)
+    # the host: a real face (public-domain photo), framed per shot, swaying
+    fh, fw = face.shape[:2]
+    left = min(max(int(w * host_x(t, shot) - fw / 2), 0), w - fw)
+    top = int(h * 0.42 - fh / 2)
+    img[top:top + fh, left:left + fw] = face
     if busy:  # a product swinging fast across the frame
         px = int(w * (0.5 + 0.4 * np.sin(2 * np.pi * 0.9 * t)))
         py = int(h * (0.75 + 0.1 * np.cos(2 * np.pi * 1.3 * t)))
@@ -97,6 +113,7 @@ def render_broadcast(out: str | Path, *, duration: float, moments: list[tuple[fl
                "-c:a", "aac", "-b:a", "48k", "-shortest", "-movflags", "+faststart", str(out)]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
         shot, next_cut = 0, float(rng.uniform(20, 30))
+        face = _face(height)
         assert proc.stdin is not None
         for f in range(int(duration * fps)):
             t = f / fps
@@ -106,7 +123,7 @@ def render_broadcast(out: str | Path, *, duration: float, moments: list[tuple[fl
                 next_cut = t + (float(rng.uniform(1.5, 3.0)) if busy else float(rng.uniform(20, 30)))
             elif busy and next_cut - t > 3.0:
                 next_cut = t + float(rng.uniform(1.5, 3.0))
-            proc.stdin.write(_frame(t, shot, busy, width, height, palette).tobytes())
+            proc.stdin.write(_frame(t, shot, busy, width, height, palette, face).tobytes())
         proc.stdin.close()
         if proc.wait() != 0:
             raise RuntimeError(f"ffmpeg failed writing {out}")

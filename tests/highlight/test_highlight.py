@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from highlight.media import MediaError, ffmpeg_exe, probe
+from highlight.media import MediaError, ffmpeg_exe, gray_frames, probe
 from highlight.pipeline import cut_clips, find_highlights, score_clips
 from highlight.synth_video import add_video
 from liveroom.cli import main
@@ -122,3 +122,36 @@ def test_cli_highlight_and_evaluate(broadcasts, tmp_path):
     result = runner.invoke(main, ["evaluate-highlights", str(broadcasts[1].folder)])
     assert result.exit_code == 0, result.output
     assert "F1 1.00" in result.output.splitlines()[-1]
+
+
+def test_faces_seen_and_vertical_crop_follows_the_face(broadcasts, tmp_path):
+    from highlight.features import FaceFinder
+    from highlight.pipeline import crop_track, render_clip
+    from highlight.select import Clip
+
+    session = broadcasts[0]
+    a = find_highlights(session.video_path, events=session.events_path, room_id=session.info.room_id,
+                        t0=session.info.start)
+    vs = a.video
+    # the synthetic host is always on screen, framed between 0.3 and 0.7 across
+    assert (vs.face_share > 0).mean() > 0.8  # Haar misses some low-bitrate keyframes
+    seen = vs.face_x[~ma_nan(vs.face_x)]
+    assert 0.25 <= seen.min() and seen.max() <= 0.75 and seen.max() - seen.min() > 0.2
+    # a quiet stretch where the host stands well off the middle
+    s = next(i for i in range(30, vs.seconds - 10)
+             if all(abs(vs.face_x[j] - 0.5) > 0.12 for j in range(i, i + 6) if j < vs.seconds))
+    clip = Clip(start=float(s), end=float(s + 6), score=1.0, signals={})
+    track = crop_track(a, clip)
+    assert abs(track.mean() - vs.face_x[s:s + 6].mean()) < 0.05
+    out = render_clip(session.video_path, clip, tmp_path / "v.mp4", vertical=True, track=track)
+    info = probe(out)
+    assert abs(info.width / info.height - 9 / 16) < 0.05
+    frame = next(f for t, f in gray_frames(out, width=info.width, height=info.height, fps=1, start=3.0))
+    face = FaceFinder().largest(frame)
+    assert face is not None and abs(face[0] - 0.5) < 0.2, face  # the face made it into the 9:16 crop
+
+
+def ma_nan(x):
+    import numpy as np
+
+    return np.isnan(x)
