@@ -31,7 +31,7 @@ class SelectionConfig:
     snap_s: float = 3.0  # boundaries move at most this far to a pause or a cut
     smooth_s: int = 5
     min_score: float = 1.0  # fused z at the peak
-    min_signal: float = 1.0  # a signal counts as "moved" at this smoothed z
+    min_signal: float = 1.5  # a signal counts as "moved" at this smoothed z (1.0 let noise pass as a second signal)
     min_signals: int = 2
     extent: float = 0.4  # a clip spans the seconds where the score stays above this share of its peak
 
