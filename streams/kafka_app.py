@@ -105,6 +105,26 @@ class RoomsRuntime:
             self._logged = now
             log.info("rooms agent: %s", core.accounting())
 
+    async def barrier(self) -> None:
+        """Called when partitions are revoked: wait for the batch in hand and make its
+        state writes durable before the rebalance goes on. Recovery then reads the
+        changelog to its end and finds them; a write still in flight would land
+        after the end it read, so the restored (older) state would replace ours in
+        memory while the batch's offsets get committed: events lost."""
+        async with self.lock:
+            await self.app.producer.flush()
+
+    def keep_only(self, assigned) -> None:
+        """A new assignment: forget partitions that moved away. Should one come back
+        later, its old offset must not make it look caught up while the events its
+        other owner left uncommitted are re-delivered (a silence flush then would
+        close ticks those events belong to: lost, as 'late'). Partitions kept across
+        the rebalance keep what we know: re-delivered events are ones we processed."""
+        for tp in [tp for tp in self.offsets if tp not in assigned]:
+            del self.offsets[tp]
+        for key in [k for k, (_, tp) in self.last_seen.items() if tp not in assigned]:
+            del self.last_seen[key]
+
     async def flush_silent(self) -> None:
         """Flush rooms quiet for ``silence_s`` whose partition has no backlog."""
         now = time.monotonic()
@@ -177,7 +197,10 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
-        stream_wait_empty=False,
+        # On a rebalance, let the agent finish the events it holds (take_events
+        # buffers them unacked) before the producer is flushed and recovery reads
+        # the changelog: with False, a batch applied during recovery was lost.
+        stream_wait_empty=True,
         web_enabled=False,
         table_cleanup_interval=3600.0,
         # Throughput: the agent works in batches of ``batch_max``, so let the
@@ -198,6 +221,14 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
     async def rooms(stream):
         async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
             await runtime.process(batch)
+
+    @app.on_partitions_revoked.connect
+    async def finish_batch_before_rebalance(app, revoked, **kwargs):  # noqa: ARG001 (Faust's signal signature)
+        await runtime.barrier()
+
+    @app.on_partitions_assigned.connect
+    async def forget_moved_partitions(app, assigned, **kwargs):  # noqa: ARG001 (Faust's signal signature)
+        runtime.keep_only(assigned)
 
     @app.timer(interval=max(0.5, config.silence_s / 4))
     async def flush_silent_rooms():
