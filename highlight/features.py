@@ -80,8 +80,9 @@ def _hold(values: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
-def coarse_video(path: Path, seconds: int, *, faces: bool = True) -> VideoSignals:
-    """Keyframes only: brightness, sharpness, shot cuts, faces."""
+def coarse_video(path: Path, seconds: int, *, start: float = 0.0, faces: bool = True) -> VideoSignals:
+    """Keyframes only: brightness, sharpness, shot cuts, faces, for ``seconds``
+    from ``start``. Times in the result are seconds from ``start``."""
     import cv2
 
     w, h = COARSE_SIZE
@@ -94,8 +95,10 @@ def coarse_video(path: Path, seconds: int, *, faces: bool = True) -> VideoSignal
     finder = FaceFinder() if faces else None
     prev_hist = None
     prev_t = None
-    for t, frame in gray_frames(path, width=w, height=h, keyframes_only=True):
-        s = min(int(t), seconds - 1)
+    for t, frame in gray_frames(path, width=w, height=h, keyframes_only=True, start=start or None,
+                                duration=seconds if start else None):
+        t -= start
+        s = min(max(int(t), 0), seconds - 1)
         bright[s] = float(frame.mean())
         sharp[s] = float(cv2.Laplacian(frame, cv2.CV_64F).var())
         if finder is not None:
@@ -121,20 +124,21 @@ def coarse_video(path: Path, seconds: int, *, faces: bool = True) -> VideoSignal
     return VideoSignals(seconds, bright, sharp, cuts, _hold(share, 0.0), face_x, cut_times)
 
 
-def fine_motion(path: Path, signals: VideoSignals, windows: list[tuple[float, float]], *, fps: float = 4.0) -> None:
-    """Mean absolute frame difference per second inside ``windows`` (seconds), and
-    where across the picture that motion is (for a crop that follows it)."""
+def fine_motion(path: Path, signals: VideoSignals, windows: list[tuple[float, float]], *, fps: float = 4.0,
+                start: float = 0.0) -> None:
+    """Mean absolute frame difference per second inside ``windows`` (seconds from
+    ``start``), and where across the picture that motion is (for a crop that follows it)."""
     w, h = FINE_SIZE
     motion = np.full(signals.seconds, np.nan)
     active = np.full(signals.seconds, np.nan)
     columns = (np.arange(w) + 0.5) / w
-    for start, end in windows:
+    for a, b in windows:
         prev = None
         acc: dict[int, list[np.ndarray]] = {}
-        for t, frame in gray_frames(path, width=w, height=h, fps=fps, start=start, duration=end - start, fast=True):
+        for t, frame in gray_frames(path, width=w, height=h, fps=fps, start=start + a, duration=b - a, fast=True):
             f = frame.astype(np.int16)
             if prev is not None:
-                acc.setdefault(min(int(t), signals.seconds - 1), []).append(np.abs(f - prev).mean(axis=0))
+                acc.setdefault(min(int(t - start), signals.seconds - 1), []).append(np.abs(f - prev).mean(axis=0))
             prev = f
         for s, cols in acc.items():
             energy = np.mean(cols, axis=0)
@@ -155,12 +159,12 @@ class AudioSignals:
     pause: np.ndarray  # per 0.1 s: True where nobody speaks
 
 
-def audio_signals(path: Path, seconds: int, *, sr: int = 16_000) -> AudioSignals:
+def audio_signals(path: Path, seconds: int, *, sr: int = 16_000, start: float = 0.0) -> AudioSignals:
     import librosa
 
     hop = sr // 10  # 0.1 s frames
     rms_all, onset_all, flux_all, f0_all = [], [], [], []
-    for chunk in audio_chunks(path, sr=sr, chunk_s=60.0):
+    for chunk in audio_chunks(path, sr=sr, chunk_s=60.0, start=start or None, duration=seconds if start else None):
         if len(chunk) < hop:
             continue
         S = np.abs(librosa.stft(chunk, n_fft=1024, hop_length=hop))

@@ -103,8 +103,12 @@ def gray_frames(path: Path, *, width: int, height: int, fps: float | None = None
     filters += [f"scale={width}:{height}", "format=gray"]
     cmd += ["-an", "-vf", ",".join(filters), "-fps_mode", "passthrough" if keyframes_only else "cfr",
             "-f", "rawvideo", "-pix_fmt", "gray", "-"]
-    # Keyframe times come from the packet index; sampled frames are at k/fps.
-    times = keyframe_times(path) if keyframes_only else None
+    # Keyframe times come from the packet index (those inside the range, which is
+    # what an input seek with -t lets through); sampled frames are at k/fps.
+    times = None
+    if keyframes_only:
+        lo, hi = (start or 0.0) - 1e-3, (start or 0.0) + duration - 1e-3 if duration is not None else float("inf")
+        times = [t for t in keyframe_times(path) if lo <= t < hi]
     for k, buf in enumerate(_pipe(cmd, width * height)):
         t = times[k] if times is not None and k < len(times) else (start or 0.0) + (k / fps if fps else 0.0)
         yield t, np.frombuffer(buf, dtype=np.uint8).reshape(height, width)
@@ -149,9 +153,12 @@ def keyframe_times(path: Path) -> list[float]:
     return idx.times[idx.key].tolist()
 
 
-def audio_chunks(path: Path, *, sr: int = 16_000, chunk_s: float = 60.0) -> Iterator[np.ndarray]:
-    """Mono float32 audio in chunks of ``chunk_s`` (constant memory)."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
+def audio_chunks(path: Path, *, sr: int = 16_000, chunk_s: float = 60.0, start: float | None = None,
+                 duration: float | None = None) -> Iterator[np.ndarray]:
+    """Mono float32 audio in chunks of ``chunk_s`` (constant memory), optionally of a range."""
+    cmd = [ffmpeg_exe(), "-v", "error"] + (["-ss", f"{start:.3f}"] if start else []) + ["-i", str(path)]
+    cmd += (["-t", f"{duration:.3f}"] if duration is not None else []) + ["-vn", "-ac", "1", "-ar", str(sr), "-f",
+                                                                        "f32le", "-"]
     n = int(sr * chunk_s) * 4
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None

@@ -34,6 +34,7 @@ class Analysis:
     pause_times: list[float]
     timings: dict[str, float] = field(default_factory=dict)
     video: VideoSignals | None = None
+    start: float = 0.0  # the analysed part began here (whole seconds); the signals' second 0
 
 
 def _mean_z(*arrays: np.ndarray) -> np.ndarray:
@@ -41,22 +42,30 @@ def _mean_z(*arrays: np.ndarray) -> np.ndarray:
 
 
 def find_highlights(video: Path, *, events: Path | None = None, room_id: str | None = None, t0: float = 0.0,
-                    weights: FusionWeights = FusionWeights(), selection: SelectionConfig = SelectionConfig()
-                    ) -> Analysis:
+                    weights: FusionWeights = FusionWeights(), selection: SelectionConfig = SelectionConfig(),
+                    start: float = 0.0, end: float | None = None) -> Analysis:
+    """The best moments of ``video`` (or of its part from ``start`` to ``end`` seconds:
+    a long broadcast is analysed segment by segment while it runs). ``events`` and
+    ``room_id`` add the interaction curve; ``t0`` is the event time of the video's
+    first second. Times in the result are seconds from the video's start."""
     info = probe(video)
-    seconds = max(1, int(math.ceil(info.duration)))
+    start = float(max(0, int(start)))  # whole seconds: signal arrays index seconds from here
+    end = info.duration if end is None else min(end, info.duration)
+    if end - start < 1.0:
+        raise MediaError(f"{video}: nothing to analyse between {start:.0f} s and {end:.0f} s")
+    seconds = max(1, int(math.ceil(end - start)))
     zeros = np.zeros(seconds)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    vs = coarse_video(video, seconds) if info.has_video else None
+    vs = coarse_video(video, seconds, start=start) if info.has_video else None
     timings["video_coarse_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    aud = audio_signals(video, seconds) if info.has_audio else None
+    aud = audio_signals(video, seconds, start=start) if info.has_audio else None
     timings["audio_s"] = time.perf_counter() - started
     audio_z = _mean_z(aud.loudness, aud.onset, aud.pitch_var) if aud is not None else zeros
     inter_z, lag = zeros, None
     if events is not None and room_id is not None:
-        curve = interaction_curve(events, room_id, t0, seconds)
+        curve = interaction_curve(events, room_id, t0 + start, seconds)
         if curve.any():
             inter_z = robust_z(curve)
             reference = audio_z if aud is not None else (robust_z(vs.cuts) if vs is not None else zeros)
@@ -68,7 +77,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
         # Fine pass only where something else already stirs (decoding is the cost).
         hint = audio_z + inter_z + robust_z(vs.cuts)
         windows = _candidate_windows(hint, seconds, top=selection.top_k + 1)
-        fine_motion(video, vs, windows)
+        fine_motion(video, vs, windows, start=start)
         timings["video_fine_s"] = time.perf_counter() - started
         timings["video_fine_share"] = sum(b - a for a, b in windows) / seconds
         motion = vs.motion if vs.motion is not None else zeros
@@ -77,7 +86,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     fused, parts = fuse(video_z, audio_z, inter_z, weights, selection.smooth_s)
     pauses = pause_edges(aud.pause) if aud is not None else np.zeros(0)
     cuts = np.array(vs.cut_times) if vs is not None else np.zeros(0)
-    clips = select_clips(fused, parts, selection, duration=info.duration, pauses=pauses, cuts=cuts)
+    clips = select_clips(fused, parts, selection, duration=end - start, pauses=pauses, cuts=cuts)
     for c in clips:
         if lag is not None:
             c.reasons.append(f"audience reacts {lag}s late (estimated)")
@@ -86,7 +95,8 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
             on = float(np.mean(vs.face_share[lo:hi] > 0))
             if on > 0:
                 c.reasons.append(f"a face on screen {on:.0%} of the clip")
-    return Analysis(info, clips, lag, cuts.tolist(), pauses.tolist(), timings, vs)
+        c.start, c.end = round(c.start + start, 2), round(c.end + start, 2)
+    return Analysis(info, clips, lag, (cuts + start).tolist(), (pauses + start).tolist(), timings, vs, start)
 
 
 def crop_track(analysis: Analysis, clip: Clip) -> np.ndarray:
@@ -98,7 +108,8 @@ def crop_track(analysis: Analysis, clip: Clip) -> np.ndarray:
     vs = analysis.video
     x = np.full(n, np.nan)
     if vs is not None:
-        span = slice(lo, lo + n)
+        first = max(0, lo - int(analysis.start))
+        span = slice(first, first + n)
         for source in (vs.face_x, vs.active_x):
             if source is not None:
                 part = np.full(n, np.nan)

@@ -213,10 +213,14 @@ def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | 
               help="Overrides LIVEROOM_RECORDINGS_DIR.")
 @click.option("--clips", "clips_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Overrides LIVEROOM_CLIPS_DIR.")
+@click.option("--segment-s", type=click.FloatRange(min=0), default=None,
+              help="Analyse running broadcasts in parts of this many seconds (0: only when a room ends). "
+                   "Overrides LIVEROOM_HIGHLIGHT_SEGMENT_S.")
 @click.option("--max-rooms", type=int, default=None, help="Stop after this many rooms (tests).")
 def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: Path | None,
-                     max_rooms: int | None) -> None:
-    """On Kafka: cut a room's clips from its recording when it ends; publish manifests on liveroom.clips."""
+                     segment_s: float | None, max_rooms: int | None) -> None:
+    """On Kafka: cut a room's clips from its recording while it runs and when it ends; publish manifests on
+    liveroom.clips."""
     import logging
 
     from streams.kafka_topics import create_topics
@@ -228,7 +232,8 @@ def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: 
     config = settings.kafka_config(bootstrap)
     create_topics(config)
     run(config, recordings or Path(settings.recordings_dir), clips_dir or Path(settings.clips_dir),
-        max_rooms=max_rooms)
+        segment_s=settings.highlight_segment_s if segment_s is None else segment_s,
+        settle_s=settings.highlight_settle_s, max_rooms=max_rooms)
 
 
 @main.command("evaluate-highlights")

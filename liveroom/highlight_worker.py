@@ -1,24 +1,32 @@
-"""The highlight worker on Kafka: when a room ends, cut its clips from the recording.
+"""The highlight worker on Kafka: cut a room's clips from its recording, while a
+long broadcast runs and when the room ends.
 
-It follows ``liveroom.events`` in its own consumer group and, on a room's
-``room_end``, looks for the room's recording in the recordings folder (a session
-folder ``ROOM/`` with a video, or a plain ``ROOM.mp4``), runs the highlight
-pipeline with the recorded events when there are any, writes the clips under
-``CLIPS_DIR/ROOM/`` and publishes the manifest on ``liveroom.clips``, keyed by
-room. Heavy and blocking work, so a plain kafka-python loop that commits an
-event's offset only once its clips are out; a room whose recording is missing or
-unreadable gets a manifest with the error instead of clips.
+It follows ``liveroom.events`` in its own consumer group and looks for each room's
+recording in the recordings folder (a session folder ``ROOM/`` with a video, or a
+plain ``ROOM.mp4``). Long broadcasts are analysed in parts while they run: once
+the room's event time is ``segment_s`` (plus ``settle_s`` for late reactions)
+past the last part, the next part is analysed; it starts ``2 x keep_margin``
+seconds before the end of the last one, and keeps only clips that end at least
+``keep_margin`` before its own end, so a moment on a boundary is seen whole by
+the next part. On ``room_end`` the rest is analysed. Each part's clips go to
+``CLIPS_DIR/ROOM/part-NN/`` and its manifest is published on ``liveroom.clips``
+keyed by room (``final`` true on the last one, which also lists every clip).
+Heavy, blocking work, so a plain kafka-python loop; offsets are committed after
+each poll's work is out. A room whose recording is missing or unreadable gets a
+manifest with the error instead of clips.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
-from highlight.media import MediaError
+from highlight.media import MediaError, probe
 from highlight.pipeline import cut_clips, find_highlights
+from highlight.select import SelectionConfig
 from streams.events import EventDecoder, Rejected, RoomEnd
 from streams.kafka_topics import CLIPS, EVENTS, KafkaConfig
 from streams.session import SessionError, open_session
@@ -27,34 +35,76 @@ log = logging.getLogger(__name__)
 
 
 def recording_for(recordings: Path, room_id: str):
-    """(video, events, t0) of a room's recording, or None."""
+    """(video, events, t0) of a room's recording, or None. ``t0`` is the event time
+    of the video's first second when the recording says so, else None."""
     folder = recordings / room_id
     if (folder / "session.json").is_file():
         session = open_session(folder)
         if session.video_path is not None:
             return session.video_path, session.events_path, session.info.start
     video = recordings / f"{room_id}.mp4"
-    return (video, None, 0.0) if video.is_file() else None
+    return (video, None, None) if video.is_file() else None
 
 
-def clip_room(room_id: str, recordings: Path, clips_dir: Path) -> dict:
-    """Cut one room's clips; returns the manifest to publish."""
+@dataclass
+class RoomProgress:
+    """What the worker knows of one running room."""
+
+    first_ts: float  # event time of the first event seen (the video's start when the recording does not say)
+    analysed_to: float = 0.0  # seconds of the recording covered by finished parts
+    parts: int = 0
+    clips: list[dict] = field(default_factory=list)  # kept so far, with files relative to the room folder
+
+
+def _overlaps(clip: dict, kept: list[dict]) -> bool:
+    return any(min(clip["end"], k["end"]) > max(clip["start"], k["start"]) for k in kept)
+
+
+def clip_part(room_id: str, recordings: Path, clips_dir: Path, progress: RoomProgress, *, end: float | None,
+              keep_margin: float, selection: SelectionConfig = SelectionConfig()) -> dict | None:
+    """Analyse the room's next part (to ``end`` seconds; None: to the end of the
+    recording, the final part) and cut its clips. Returns the manifest to publish,
+    or None when the recording has not reached ``end`` yet."""
+    final = end is None
     try:
         found = recording_for(recordings, room_id)
         if found is None:
-            return {"room_id": room_id, "error": f"no recording of room {room_id} in {recordings}", "clips": []}
+            if not final:
+                return None  # the recording may show up later; the final part reports it missing
+            return {"room_id": room_id, "final": True, "error": f"no recording of room {room_id} in {recordings}",
+                    "clips": progress.clips}
         video, events, t0 = found
-        analysis = find_highlights(video, events=events, room_id=room_id, t0=t0)
-        manifest_path = cut_clips(video, analysis, clips_dir / room_id)
+        if not final and probe(video).duration < end:
+            return None
+        start = max(0.0, progress.analysed_to - 2 * keep_margin)
+        analysis = find_highlights(video, events=events, room_id=room_id,
+                                   t0=t0 if t0 is not None else progress.first_ts, selection=selection,
+                                   start=start, end=end)
+        limit = analysis.media.duration if final else end - keep_margin
+        analysis.clips = [c for c in analysis.clips
+                          if c.end <= limit and not _overlaps({"start": c.start, "end": c.end}, progress.clips)]
+        progress.parts += 1
+        part = f"part-{progress.parts:02d}"
+        manifest = msgspec.json.decode(cut_clips(video, analysis, clips_dir / room_id / part).read_bytes())
     except (MediaError, SessionError) as exc:
-        return {"room_id": room_id, "error": str(exc), "clips": []}
-    manifest = msgspec.json.decode(manifest_path.read_bytes())
-    return {"room_id": room_id, "folder": str(clips_dir / room_id), **manifest}
+        if not final:
+            log.info("room %s: part not analysed yet (%s)", room_id, exc)
+            return None
+        return {"room_id": room_id, "final": True, "error": str(exc), "clips": progress.clips}
+    covered_to = analysis.media.duration if final else end
+    progress.analysed_to = covered_to
+    new = [{**c, "file": f"{part}/{c['file']}", "cover": f"{part}/{c['cover']}" if c["cover"] else None}
+           for c in manifest["clips"]]
+    progress.clips.extend(new)
+    # a part lists its own clips; the final one lists every clip of the broadcast
+    return {"room_id": room_id, "folder": str(clips_dir / room_id), "final": final, "part": progress.parts,
+            "segment": [start, covered_to], **manifest, "clips": progress.clips if final else new}
 
 
-def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, max_rooms: int | None = None,
-        idle_timeout_s: float | None = None) -> int:
-    """Serve until stopped (or ``max_rooms`` rooms, or idle for ``idle_timeout_s``)."""
+def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: float = 1800.0,
+        settle_s: float = 60.0, max_rooms: int | None = None, idle_timeout_s: float | None = None) -> int:
+    """Serve until stopped (or ``max_rooms`` rooms ended, or idle for ``idle_timeout_s``).
+    ``segment_s`` 0 analyses a room only when it ends."""
     import time
 
     from kafka import KafkaConsumer, KafkaProducer
@@ -63,8 +113,17 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, max_rooms: in
                              auto_offset_reset="earliest", **config.kafka_python_options())
     producer = KafkaProducer(acks="all", **config.kafka_python_options())
     decode = EventDecoder(max_bytes=1 << 20).decode
+    keep_margin = SelectionConfig().max_s + 10.0  # a clip, plus its padding and snapping
+    rooms: dict[str, RoomProgress] = {}
     done = 0
     last = time.monotonic()
+
+    def publish(room_id: str, manifest: dict) -> None:
+        producer.send(CLIPS, key=room_id.encode(), value=msgspec.json.encode(manifest))
+        producer.flush()
+        log.info("room %s: part %s, %d clip(s)%s%s", room_id, manifest.get("part"), len(manifest["clips"]),
+                 " (final)" if manifest.get("final") else "", f" ({manifest['error']})" if "error" in manifest else "")
+
     try:
         while max_rooms is None or done < max_rooms:
             batch = consumer.poll(timeout_ms=1000)
@@ -78,14 +137,17 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, max_rooms: in
                         event = decode(rec.value or b"")
                     except Rejected:
                         continue  # the streams workers dead-letter it
-                    if type(event) is not RoomEnd:
-                        continue
-                    manifest = clip_room(event.room_id, recordings, clips_dir)
-                    producer.send(CLIPS, key=event.room_id.encode(), value=msgspec.json.encode(manifest))
-                    producer.flush()
-                    log.info("room %s: %d clip(s)%s", event.room_id, len(manifest["clips"]),
-                             f" ({manifest['error']})" if "error" in manifest else "")
-                    done += 1
+                    progress = rooms.setdefault(event.room_id, RoomProgress(first_ts=event.ts))
+                    if type(event) is RoomEnd:
+                        publish(event.room_id, clip_part(event.room_id, recordings, clips_dir, progress, end=None,
+                                                         keep_margin=keep_margin))
+                        del rooms[event.room_id]
+                        done += 1
+                    elif segment_s > 0 and event.ts - progress.first_ts >= progress.analysed_to + segment_s + settle_s:
+                        manifest = clip_part(event.room_id, recordings, clips_dir, progress,
+                                             end=progress.analysed_to + segment_s, keep_margin=keep_margin)
+                        if manifest is not None:
+                            publish(event.room_id, manifest)
             consumer.commit()
     finally:
         consumer.close()

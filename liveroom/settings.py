@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # highlight worker
     recordings_dir: str = "./recordings"  # ROOM/ session folders or ROOM.mp4
     clips_dir: str = "./clips"
+    highlight_segment_s: float = 1800.0  # analyse a running broadcast every this many seconds (0: only at its end)
+    highlight_settle_s: float = 60.0  # and this long after a part's end, for late reactions and the recording
 
     # Kafka runtime
     kafka_bootstrap_servers: str = "127.0.0.1:9092"

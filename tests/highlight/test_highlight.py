@@ -155,3 +155,17 @@ def ma_nan(x):
     import numpy as np
 
     return np.isnan(x)
+
+
+def test_a_part_of_the_video_is_analysed_in_the_video_s_own_times(broadcasts):
+    from highlight.pipeline import iou
+
+    session = broadcasts[1]
+    for start, end in _truth(session):
+        a = find_highlights(session.video_path, events=session.events_path, room_id=session.info.room_id,
+                            t0=session.info.start, start=start - 70, end=end + 50)
+        assert a.start == int(start - 70)
+        assert any(iou((c.start, c.end), (start, end)) >= 0.5 for c in a.clips), (start, end, a.clips)
+        assert all(a.start <= t <= end + 50 for t in a.cut_times)
+    with pytest.raises(MediaError, match="nothing to analyse"):
+        find_highlights(session.video_path, start=10_000)
