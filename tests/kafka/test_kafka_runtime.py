@@ -195,7 +195,10 @@ def test_malformed_and_oversized_messages_become_dead_letters(broker, tmp_path):
     assert latest_per_room(metrics)["r1"].interactions_total["comment"] == 30
 
 
-def test_highlight_worker_cuts_clips_when_a_room_ends(broker, sample_session, tmp_path):
+def _highlight_worker(broker, sample_session, tmp_path, *args: str):
+    """The sample session's events on the broker, its folder as the room's recording,
+    and one ``liveroom highlight-worker`` run until the room ended. Returns the
+    session and the manifests published on liveroom.clips."""
     import shutil
     import subprocess
     import sys
@@ -207,10 +210,14 @@ def test_highlight_worker_cuts_clips_when_a_room_ends(broker, sample_session, tm
     create_topics(config)
     produce_session(session, config)  # ends with the room's room_end
     proc = subprocess.run([sys.executable, "-m", "liveroom.cli", "highlight-worker", "--kafka", broker.bootstrap,
-                           "--recordings", str(recordings), "--clips", str(tmp_path / "clips"), "--max-rooms", "1"],
-                          capture_output=True, text=True, timeout=300)
+                           "--recordings", str(recordings), "--clips", str(tmp_path / "clips"), "--max-rooms", "1",
+                           *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    manifests = [msgspec.json.decode(v) for _, v in read_topic(broker.bootstrap, "liveroom.clips", idle_s=2.0)]
+    return session, [msgspec.json.decode(v) for _, v in read_topic(broker.bootstrap, "liveroom.clips", idle_s=2.0)]
+
+
+def test_highlight_worker_cuts_clips_when_a_room_ends(broker, sample_session, tmp_path):
+    _, manifests = _highlight_worker(broker, sample_session, tmp_path)
     assert len(manifests) == 1 and manifests[0]["room_id"] == "room-001" and "error" not in manifests[0]
     assert manifests[0]["final"] and len(manifests[0]["clips"]) >= 2
     for clip in manifests[0]["clips"]:
@@ -218,24 +225,10 @@ def test_highlight_worker_cuts_clips_when_a_room_ends(broker, sample_session, tm
 
 
 def test_highlight_worker_cuts_a_running_broadcast_in_parts(broker, sample_session, tmp_path):
-    import shutil
-    import subprocess
-    import sys
-
     from highlight.pipeline import iou
 
-    recordings = tmp_path / "recordings"
-    shutil.copytree(sample_session, recordings / "room-001")
-    session = open_session(recordings / "room-001")
-    config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
-    create_topics(config)
-    produce_session(session, config)
     # 8 minutes in parts of 3: parts end at 180 and 360 s while the room runs, then the rest at room_end
-    proc = subprocess.run([sys.executable, "-m", "liveroom.cli", "highlight-worker", "--kafka", broker.bootstrap,
-                           "--recordings", str(recordings), "--clips", str(tmp_path / "clips"), "--max-rooms", "1",
-                           "--segment-s", "180"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    manifests = [msgspec.json.decode(v) for _, v in read_topic(broker.bootstrap, "liveroom.clips", idle_s=2.0)]
+    session, manifests = _highlight_worker(broker, sample_session, tmp_path, "--segment-s", "180")
     assert [m["final"] for m in manifests] == [False, False, True]
     assert [m["segment"][1] for m in manifests[:2]] == [180.0, 360.0]
     live = [c for m in manifests[:2] for c in m["clips"]]
@@ -243,7 +236,7 @@ def test_highlight_worker_cuts_a_running_broadcast_in_parts(broker, sample_sessi
     assert live and all(c in final for c in live)  # clips cut while the room ran are part of the final list
     spans = sorted((c["start"], c["end"]) for c in final)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # no clip twice, no overlaps
-    labels = msgspec.json.decode((recordings / "room-001" / "labels.json").read_bytes())
+    labels = msgspec.json.decode(session.labels_path.read_bytes())
     t0 = session.info.start
     for moment in labels["moments"]:  # every planted moment, whichever part it fell in
         assert any(iou((c["start"], c["end"]), (moment["start"] - t0, moment["end"] - t0)) >= 0.5 for c in final)
