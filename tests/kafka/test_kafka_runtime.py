@@ -91,10 +91,6 @@ def _produce_in_background(session, config, speed):
     return thread, result
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, under investigation: in about 1 run of 3, a partition that moves twice in a few seconds "
-    "(SIGKILLed owner -> other worker -> restarted owner) ends with ~1% of a room's interactions missing "
-    "and some 'late' dead letters; exactly_once did not run here. Every run checks the values it publishes."))
 def test_two_workers_split_partitions_and_survive_sigkill(broker, synth_factory, tmp_path):
     session = open_session(synth_factory(minutes=6, seed=21, rooms=8))
     want_metrics, _, summary = embedded(session, tmp_path)
