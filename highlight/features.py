@@ -96,9 +96,11 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0, faces: bool = 
     prev_hist = None
     prev_t = None
     for t, frame in gray_frames(path, width=w, height=h, keyframes_only=True, start=start or None,
-                                duration=seconds if start else None):
+                                duration=seconds):
         t -= start
-        s = min(max(int(t), 0), seconds - 1)
+        if not 0 <= t < seconds:
+            continue
+        s = int(t)
         bright[s] = float(frame.mean())
         sharp[s] = float(cv2.Laplacian(frame, cv2.CV_64F).var())
         if finder is not None:
@@ -164,7 +166,7 @@ def audio_signals(path: Path, seconds: int, *, sr: int = 16_000, start: float = 
 
     hop = sr // 10  # 0.1 s frames
     rms_all, onset_all, flux_all, f0_all = [], [], [], []
-    for chunk in audio_chunks(path, sr=sr, chunk_s=60.0, start=start or None, duration=seconds if start else None):
+    for chunk in audio_chunks(path, sr=sr, chunk_s=60.0, start=start or None, duration=seconds):
         if len(chunk) < hop:
             continue
         S = np.abs(librosa.stft(chunk, n_fft=1024, hop_length=hop))

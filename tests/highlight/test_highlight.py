@@ -169,3 +169,11 @@ def test_a_part_of_the_video_is_analysed_in_the_video_s_own_times(broadcasts):
         assert all(a.start <= t <= end + 50 for t in a.cut_times)
     with pytest.raises(MediaError, match="nothing to analyse"):
         find_highlights(session.video_path, start=10_000)
+
+
+def test_a_part_from_the_start_sees_nothing_after_its_end(broadcasts):
+    session = broadcasts[0]
+    whole = find_highlights(session.video_path)
+    part = find_highlights(session.video_path, end=180)
+    assert part.video.seconds == 180 and all(t < 180 for t in part.cut_times)
+    assert part.cut_times == [t for t in whole.cut_times if t < 180]  # same cuts, none piled up at the end
