@@ -2,8 +2,11 @@
 
 Every signal is an array with one value per second of the video. Video is read
 in two passes: a coarse pass over keyframes only (brightness, sharpness, shot
-cuts, and keyframe density: encoders put a keyframe at every scene cut), then a
-fine pass at a few frames per second only inside candidate windows (motion).
+cuts, and keyframe density: encoders put a keyframe at every scene cut; faces),
+then a fine pass at a few frames per second only inside candidate windows
+(motion, and where across the picture it is). Frames are scaled to a fixed 16:9
+size, so a portrait (phone) picture is squeezed: fine for differences and
+histograms, but faces in it are found less often.
 Audio is read in chunks (constant memory). Interactions come from the session's
 events, z-scored against the room's own baseline.
 """
