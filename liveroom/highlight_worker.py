@@ -54,6 +54,7 @@ class RoomProgress:
     analysed_to: float = 0.0  # seconds of the recording covered by finished parts
     parts: int = 0
     clips: list[dict] = field(default_factory=list)  # kept so far, with files relative to the room folder
+    retry_ts: float = 0.0  # a part that could not be cut yet is tried again from this event time
 
 
 def _overlaps(clip: dict, kept: list[dict]) -> bool:
@@ -143,11 +144,14 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: fl
                                                          keep_margin=keep_margin))
                         del rooms[event.room_id]
                         done += 1
-                    elif segment_s > 0 and event.ts - progress.first_ts >= progress.analysed_to + segment_s + settle_s:
+                    elif (segment_s > 0 and event.ts >= progress.retry_ts
+                          and event.ts - progress.first_ts >= progress.analysed_to + segment_s + settle_s):
                         manifest = clip_part(event.room_id, recordings, clips_dir, progress,
                                              end=progress.analysed_to + segment_s, keep_margin=keep_margin)
                         if manifest is not None:
                             publish(event.room_id, manifest)
+                        else:  # the recording is not there yet: not again for every event
+                            progress.retry_ts = event.ts + settle_s
             consumer.commit()
     finally:
         consumer.close()

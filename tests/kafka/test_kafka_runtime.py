@@ -192,17 +192,19 @@ def test_malformed_and_oversized_messages_become_dead_letters(broker, tmp_path):
     assert latest_per_room(metrics)["r1"].interactions_total["comment"] == 30
 
 
-def _highlight_worker(broker, sample_session, tmp_path, *args: str):
-    """The sample session's events on the broker, its folder as the room's recording,
-    and one ``liveroom highlight-worker`` run until the room ended. Returns the
-    session and the manifests published on liveroom.clips."""
+def _highlight_worker(broker, sample_session, tmp_path, *args: str, recording: bool = True):
+    """The sample session's events on the broker, its folder as the room's recording
+    (unless not ``recording``), and one ``liveroom highlight-worker`` run until the
+    room ended. Returns the session and the manifests published on liveroom.clips."""
     import shutil
     import subprocess
     import sys
 
     recordings = tmp_path / "recordings"
-    shutil.copytree(sample_session, recordings / "room-001")
-    session = open_session(recordings / "room-001")
+    recordings.mkdir()
+    if recording:
+        shutil.copytree(sample_session, recordings / "room-001")
+    session = open_session(recordings / "room-001" if recording else sample_session)
     config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
     create_topics(config)
     produce_session(session, config)  # ends with the room's room_end
@@ -219,6 +221,12 @@ def test_highlight_worker_cuts_clips_when_a_room_ends(broker, sample_session, tm
     assert manifests[0]["final"] and len(manifests[0]["clips"]) >= 2
     for clip in manifests[0]["clips"]:
         assert (tmp_path / "clips" / "room-001" / clip["file"]).stat().st_size > 0
+
+
+def test_highlight_worker_without_a_recording_says_so_once(broker, sample_session, tmp_path):
+    _, manifests = _highlight_worker(broker, sample_session, tmp_path, "--segment-s", "180", recording=False)
+    assert len(manifests) == 1 and manifests[0]["final"] and manifests[0]["clips"] == []
+    assert "no recording of room room-001" in manifests[0]["error"]
 
 
 def test_highlight_worker_cuts_a_running_broadcast_in_parts(broker, sample_session, tmp_path):
