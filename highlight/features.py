@@ -83,7 +83,7 @@ def _hold(values: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
-def coarse_video(path: Path, seconds: int, *, start: float = 0.0, faces: bool = True) -> VideoSignals:
+def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignals:
     """Keyframes only: brightness, sharpness, shot cuts, faces, for ``seconds``
     from ``start``. Times in the result are seconds from ``start``."""
     import cv2
@@ -95,7 +95,7 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0, faces: bool = 
     face_x = np.full(seconds, np.nan)
     cuts = np.zeros(seconds)
     cut_times: list[float] = []
-    finder = FaceFinder() if faces else None
+    finder = FaceFinder()
     prev_hist = None
     prev_t = None
     for t, frame in gray_frames(path, width=w, height=h, keyframes_only=True, start=start or None,
@@ -106,11 +106,10 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0, faces: bool = 
         s = int(t)
         bright[s] = float(frame.mean())
         sharp[s] = float(cv2.Laplacian(frame, cv2.CV_64F).var())
-        if finder is not None:
-            face = finder.largest(frame)
-            share[s] = face[1] if face else 0.0
-            if face:
-                face_x[s] = face[0]
+        face = finder.largest(frame)
+        share[s] = face[1] if face else 0.0
+        if face:
+            face_x[s] = face[0]
         hist = _hist(frame)
         if prev_hist is not None:
             chi = 0.5 * float(np.sum((hist - prev_hist) ** 2 / (hist + prev_hist + 1e-9)))

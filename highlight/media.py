@@ -114,43 +114,25 @@ def gray_frames(path: Path, *, width: int, height: int, fps: float | None = None
         yield t, np.frombuffer(buf, dtype=np.uint8).reshape(height, width)
 
 
-@dataclass(frozen=True)
-class PacketIndex:
-    """The first video stream's packets in presentation order, read without decoding."""
-
-    times: np.ndarray  # seconds
-    sizes: np.ndarray  # bytes
-    key: np.ndarray  # bool
-
-
 @lru_cache(maxsize=8)
-def packet_index(path: Path) -> PacketIndex:
-    """Demux only (``-c copy -f framecrc``): a 10-minute 720p file takes about 0.15 s here,
-    where listing keyframes by decoding them took about 1 s."""
+def keyframe_times(path: Path) -> tuple[float, ...]:
+    """Presentation times of the first video stream's keyframes, from its packets
+    (demux only, ``-c copy -f framecrc``): a 10-minute 720p file takes about 0.15 s
+    here, where listing keyframes by decoding them took about 1 s."""
     proc = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
                            "-f", "framecrc", "-"], capture_output=True, text=True)
     tb = re.search(r"#tb 0: (\d+)/(\d+)", proc.stdout)
     scale = int(tb.group(1)) / int(tb.group(2)) if tb else 0.0
-    rows = []
+    packets = []  # (pts, key)
     for line in proc.stdout.splitlines():
-        if line.startswith("#"):
-            continue
         f = [x.strip() for x in line.split(",")]
-        if len(f) < 6:
+        if line.startswith("#") or len(f) < 6:
             continue
         # framecrc prints "F=0x.." only when the flags differ from "key"
         flags = int(f[6].split("=")[1], 16) if len(f) > 6 and f[6].startswith("F=") else 1
-        rows.append((int(f[2]) * scale, int(f[4]), bool(flags & 1)))
-    rows.sort()
-    first = rows[0][0] if rows else 0.0
-    return PacketIndex(times=np.array([r[0] - first for r in rows]), sizes=np.array([r[1] for r in rows]),
-                       key=np.array([r[2] for r in rows], dtype=bool))
-
-
-def keyframe_times(path: Path) -> list[float]:
-    """Presentation times of the keyframes, from the packet index."""
-    idx = packet_index(path)
-    return idx.times[idx.key].tolist()
+        packets.append((int(f[2]) * scale, bool(flags & 1)))
+    first = min((t for t, _ in packets), default=0.0)
+    return tuple(sorted(t - first for t, key in packets if key))
 
 
 def audio_chunks(path: Path, *, sr: int = 16_000, chunk_s: float = 60.0, start: float | None = None,

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -135,7 +136,7 @@ def test_faces_seen_and_vertical_crop_follows_the_face(broadcasts, tmp_path):
     vs = a.video
     # the synthetic host is always on screen, framed between 0.3 and 0.7 across
     assert (vs.face_share > 0).mean() > 0.8  # Haar misses some low-bitrate keyframes
-    seen = vs.face_x[~ma_nan(vs.face_x)]
+    seen = vs.face_x[~np.isnan(vs.face_x)]
     assert 0.25 <= seen.min() and seen.max() <= 0.75 and seen.max() - seen.min() > 0.2
     # a quiet stretch where the host stands well off the middle
     s = next(i for i in range(30, vs.seconds - 10)
@@ -149,12 +150,6 @@ def test_faces_seen_and_vertical_crop_follows_the_face(broadcasts, tmp_path):
     frame = next(f for t, f in gray_frames(out, width=info.width, height=info.height, fps=1, start=3.0))
     face = FaceFinder().largest(frame)
     assert face is not None and abs(face[0] - 0.5) < 0.2, face  # the face made it into the 9:16 crop
-
-
-def ma_nan(x):
-    import numpy as np
-
-    return np.isnan(x)
 
 
 def test_a_part_of_the_video_is_analysed_in_the_video_s_own_times(broadcasts):
