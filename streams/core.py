@@ -3,20 +3,32 @@
 :class:`StreamCore` takes raw inputs one at a time (a JSONL line, a Kafka message
 value), turns each into a typed event or a dead letter, and hands events to the
 room's :class:`~streams.room.RoomProcessor`. Every input ends up counted exactly
-once: processed, duplicate, or dead letter (by reason).
+once: processed, duplicate, blank (nothing in it: no event, no bytes worth keeping)
+or dead letter (by reason).
+
+Nothing an input contains can make it raise: decoding failures of any kind are
+verdicts (see :class:`~streams.events.EventDecoder`), and a dead letter keeps at
+most ``dead_letter_max_raw`` bytes of its input (plus the full length and hash).
+
+Memory. With ``max_rooms`` set, at most that many rooms are held as live
+processors; the rest are parked as their encoded state (a few hundred bytes for
+a room that has ended) and restored, unchanged, when their next event comes.
+Parking changes no result: it is the embedded runtime's equivalent of the Kafka
+runtime keeping states in a table.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Iterator
 
-from .config import CoreConfig
 import msgspec
 
-from .events import AnyEvent, EventDecoder, Rejected
+from .config import CoreConfig
+from .events import AnyEvent, BlankLines, EventDecoder, LongInput, Rejected
 from .models import DeadLetter, Moment, RoomMetrics
-from .room import DUPLICATE, LATE, Outputs, RoomProcessor, RoomState
+from .room import DUPLICATE, LATE, Outputs, RoomProcessor, RoomState, decode_state, encode_state
 
 
 class StreamCore:
@@ -30,17 +42,21 @@ class StreamCore:
         *,
         ts_bounds: tuple[float, float] | None = None,
         source: str = "",
+        max_rooms: int | None = None,
     ) -> None:
         self.config = config
         self.source = source
+        self.max_rooms = max_rooms
         self.decoder = EventDecoder(max_bytes=config.max_event_bytes, ts_bounds=ts_bounds)
         self._fast_decode = msgspec.json.Decoder(AnyEvent).decode
         self.out = Outputs()
         self.processors: dict[str, RoomProcessor] = {}
+        self.parked: dict[str, bytes] = {}
         self.dead_letters: list[DeadLetter] = []
         self.inputs = 0
         self.processed = 0
         self.duplicates = 0
+        self.blank = 0
         self.rejected: Counter[str] = Counter()
 
     # -- rooms -----------------------------------------------------------
@@ -51,8 +67,31 @@ class StreamCore:
         self.processors[state.room_id] = proc
         return proc
 
-    def states(self) -> Iterable[RoomState]:
-        return (p.state for p in self.processors.values())
+    def _room(self, room_id: str) -> RoomProcessor:
+        """The processor of a room not held live: restored if parked, else new."""
+        if self.max_rooms is not None and len(self.processors) >= self.max_rooms:
+            self._park()
+        stored = self.parked.pop(room_id, None)
+        return self.load(decode_state(stored) if stored is not None else RoomState(room_id=room_id))
+
+    def _park(self) -> None:
+        """Park the half of the live rooms whose newest event is oldest (ties by
+        id, so the choice is deterministic). Sorting once per ``max_rooms / 2``
+        new rooms keeps the cost per room logarithmic."""
+        procs = self.processors
+        order = sorted(procs.values(), key=lambda p: (p.state.max_ts, p.state.room_id))
+        for proc in order[: max(1, len(order) // 2)]:
+            room_id = proc.state.room_id
+            self.parked[room_id] = encode_state(proc.state)
+            del procs[room_id]
+
+    def states(self) -> Iterator[RoomState]:
+        """Every room's state, live or parked, in room id order (parked ones are
+        decoded one at a time, so this streams)."""
+        rooms = sorted({*self.processors, *self.parked})
+        for room_id in rooms:
+            proc = self.processors.get(room_id)
+            yield proc.state if proc is not None else decode_state(self.parked[room_id])
 
     # -- inputs ----------------------------------------------------------
 
@@ -76,13 +115,20 @@ class StreamCore:
         for raw in raws:
             n += 1
             # Fast path: valid events cost one C call; the slow path explains rejections.
+            # Hostile bytes raise more than msgspec's own errors (invalid UTF-8, deep nesting).
             event = None
-            if len(raw) <= max_bytes:
+            if len(raw) <= max_bytes and type(raw) is bytes:
                 try:
                     event = decode(raw)
-                except msgspec.MsgspecError:
+                except Exception:  # noqa: BLE001 - explained by the slow path below
                     pass
             if event is None or not lo <= event.ts <= hi:
+                if event is None and not raw.strip():
+                    # nothing to keep, nothing to decode: counted, not dead-lettered
+                    k = raw.lines if type(raw) is BlankLines else 1
+                    self.blank += k
+                    n += k - 1
+                    continue
                 try:
                     event = self.decoder.decode(raw)
                 except Rejected as rej:
@@ -94,7 +140,7 @@ class StreamCore:
                 continue
             proc = procs.get(event.room_id)
             if proc is None:
-                proc = self.load(RoomState(room_id=event.room_id))
+                proc = self._room(event.room_id)
             verdict = proc.accept(event)
             if verdict is None:
                 self.processed += 1
@@ -120,15 +166,30 @@ class StreamCore:
 
     def _reject(self, raw: bytes, reason: str, detail: str, where: object, *, room_id: str | None = None) -> None:
         self.rejected[reason] += 1
-        self.dead_letters.append(
-            DeadLetter(reason=reason, detail=detail, source=f"{self.source}{where}", raw=bytes(raw), room_id=room_id)
-        )
+        self.dead_letters.append(dead_letter(raw, reason, detail, f"{self.source}{where}",
+                                             max_raw=self.config.dead_letter_max_raw, room_id=room_id))
 
     def flush(self, room_id: str | None = None) -> None:
         """Close buffered ticks of one room, or of all rooms (end of input)."""
-        rooms = [room_id] if room_id is not None else sorted(self.processors)
-        for room in rooms:
-            self.processors[room].flush()
+        if room_id is not None:
+            self.processors[room_id].flush()
+            return
+        for _ in self.flush_rooms():
+            pass
+
+    def flush_rooms(self) -> Iterator[str]:
+        """Flush every room, in id order, yielding each room's id once its outputs
+        are out (drain them there, so they are never all held at once). Parked
+        rooms are restored one at a time, flushed and parked again."""
+        for room in sorted({*self.processors, *self.parked}):
+            proc = self.processors.get(room)
+            if proc is None:
+                proc = RoomProcessor(self.config, decode_state(self.parked[room]), self.out)
+                proc.flush()
+                self.parked[room] = encode_state(proc.state)
+            else:
+                proc.flush()
+            yield room
 
     def drain(self) -> tuple[list[RoomMetrics], list[Moment], list[DeadLetter]]:
         metrics, moments = self.out.drain()
@@ -146,10 +207,24 @@ class StreamCore:
             "inputs": self.inputs,
             "processed": self.processed,
             "duplicates": self.duplicates,
+            "blank": self.blank,
             "dead_letters": self.dead,
             "dead_letter_reasons": dict(sorted(self.rejected.items())),
-            "all_accounted_for": self.inputs == self.processed + self.duplicates + self.dead,
+            "all_accounted_for": self.inputs == self.processed + self.duplicates + self.blank + self.dead,
         }
+
+
+def dead_letter(raw: bytes, reason: str, detail: str, source: str, *, max_raw: int,
+                room_id: str | None = None) -> DeadLetter:
+    """A dead letter keeping at most ``max_raw`` bytes of ``raw``; a longer input
+    (or a :class:`~streams.events.LongInput`) keeps its prefix, full length and sha256."""
+    if isinstance(raw, LongInput):
+        return DeadLetter(reason=reason, detail=detail, source=source, raw=bytes(raw[:max_raw]), room_id=room_id,
+                          raw_bytes=raw.length, raw_sha256=raw.sha256)
+    if len(raw) > max_raw:
+        return DeadLetter(reason=reason, detail=detail, source=source, raw=bytes(raw[:max_raw]), room_id=room_id,
+                          raw_bytes=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest())
+    return DeadLetter(reason=reason, detail=detail, source=source, raw=bytes(raw), room_id=room_id)
 
 
 def _label(where: object, n: int, count: bool, labels: list | None) -> object:

@@ -106,6 +106,34 @@ AnyEvent = Union[Enter, Leave, Comment, Like, Share, Follow, Gift, CartAdd, Orde
 EVENT_TYPES: tuple[str, ...] = tuple(c.__struct_config__.tag for c in AnyEvent.__args__)  # type: ignore[attr-defined]
 
 
+class LongInput(bytes):
+    """The first bytes of an input too long to hold (a line longer than the limit,
+    read in constant memory): its value is the prefix, ``length`` the full size
+    and ``sha256`` the hex digest of all of it. Never decoded: always ``oversized``."""
+
+    length: int
+    sha256: str
+
+    def __new__(cls, prefix: bytes, *, length: int, sha256: str) -> "LongInput":
+        obj = super().__new__(cls, prefix)
+        obj.length = length
+        obj.sha256 = sha256
+        return obj
+
+
+class BlankLines(bytes):
+    """A run of ``lines`` blank lines, read as one item (its value is empty).
+    A file of newlines then costs one item per run, not one per line, and line
+    numbers after it stay right: the core counts ``lines`` inputs, all blank."""
+
+    lines: int
+
+    def __new__(cls, lines: int) -> "BlankLines":
+        obj = super().__new__(cls, b"")
+        obj.lines = lines
+        return obj
+
+
 class Rejected(Exception):
     """An input that cannot be used. ``reason`` is a stable short code."""
 
@@ -118,8 +146,9 @@ class Rejected(Exception):
 class EventDecoder:
     """Turns raw bytes into one typed event, or raises :class:`Rejected`.
 
-    Reasons: ``empty``, ``oversized``, ``malformed_json``, ``unknown_type``,
-    ``invalid_event`` (missing or wrong-typed field, out-of-bound value) and
+    Reasons: ``empty``, ``oversized``, ``malformed_json``, ``invalid_utf8``,
+    ``too_deep``, ``unknown_type``, ``invalid_event`` (missing or wrong-typed
+    field, out-of-bound value) and
     ``ts_out_of_range`` (outside ``ts_bounds`` when the caller knows them, as a
     recorded session does).
     """
@@ -130,23 +159,47 @@ class EventDecoder:
         self._decode = msgspec.json.Decoder(AnyEvent).decode
 
     def decode(self, raw: bytes) -> AnyEvent:
-        if len(raw) > self.max_bytes:
-            raise Rejected("oversized", f"{len(raw)} bytes > limit {self.max_bytes}")
+        size = raw.length if isinstance(raw, LongInput) else len(raw)
+        if size > self.max_bytes or isinstance(raw, LongInput):
+            raise Rejected("oversized", f"{size} bytes > limit {self.max_bytes}")
         try:
             event = self._decode(raw)
-        except msgspec.ValidationError as exc:
-            msg = str(exc)
-            if msg.endswith("at `$.type`") or "missing required field `type`" in msg:
-                raise Rejected("unknown_type", msg) from None
-            raise Rejected("invalid_event", msg) from None
-        except msgspec.DecodeError as exc:
-            if not raw.strip():
-                raise Rejected("empty", "blank input") from None
-            raise Rejected("malformed_json", str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - any failure on bytes is a verdict, never a crash
+            raise _rejection(raw, exc) from None
         bounds = self.ts_bounds
         if bounds is not None and not (bounds[0] <= event.ts <= bounds[1]):
             raise Rejected("ts_out_of_range", f"ts {event.ts} outside [{bounds[0]}, {bounds[1]}]")
         return event
+
+
+def _rejection(raw: bytes, exc: Exception) -> Rejected:
+    """Why ``raw`` could not be decoded. msgspec raises more than its own errors on
+    hostile bytes: ``UnicodeDecodeError`` for invalid UTF-8 inside a string and
+    ``RecursionError`` for JSON nested thousands of levels deep (well under any
+    size limit); anything else it may raise is still a verdict on the input."""
+    msg = str(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        if msg.endswith("at `$.type`") or "missing required field `type`" in msg:
+            return Rejected("unknown_type", msg)
+        return Rejected("invalid_event", msg)
+    if isinstance(exc, UnicodeDecodeError):
+        return Rejected("invalid_utf8", msg)
+    if isinstance(exc, RecursionError):
+        return Rejected("too_deep", "JSON nested too deeply")
+    if isinstance(exc, msgspec.DecodeError):
+        if not raw.strip():
+            return Rejected("empty", "blank input")
+        return Rejected("malformed_json", msg)
+    return Rejected("malformed_json", f"{type(exc).__name__}: {msg}")
+
+
+def decode_or_none(decode, raw: bytes):
+    """``decode(raw)``, or None on any failure: the fast path of a caller that
+    explains failures separately (a hostile input must never raise out of it)."""
+    try:
+        return decode(raw)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 encode_event = msgspec.json.Encoder().encode

@@ -51,13 +51,21 @@ class Moment(msgspec.Struct, kw_only=True, frozen=True):
 
 class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
     """An input that could not be used, with everything needed to look at it
-    again: the raw bytes (base64 in JSON), where it came from and why."""
+    again: the raw bytes (base64 in JSON), where it came from and why.
+
+    ``raw`` keeps at most the configured number of bytes (``dead_letter_max_raw``,
+    by default as many as the largest accepted event, so every input of a sane
+    size is kept whole). A longer input keeps its prefix; ``raw_bytes`` is then
+    its full length and ``raw_sha256`` the hash of all of it, so it can still be
+    matched against the source."""
 
     reason: str
     detail: str
     source: str
     raw: bytes
     room_id: str | None = None
+    raw_bytes: int | None = None  # full length, when ``raw`` is only its prefix
+    raw_sha256: str | None = None  # hex digest of the full input, when ``raw`` is only its prefix
 
 
 Weight = Annotated[float, msgspec.Meta(ge=0)]

@@ -9,6 +9,14 @@ Ordering. Events are buffered per tick and applied only when the tick closes
 (its end plus the grace period has been passed by the room's newest event time),
 sorted by ``(ts, event_id)``. So any arrival order within the grace period gives
 the same snapshots, to the bit: float sums are added in one fixed order.
+
+Silent gaps. A room that goes quiet and comes back hours later would otherwise
+owe one snapshot per tick of the gap (an event an hour apart: 720 snapshots).
+A silent gap gives snapshots for its first ``silent_snapshots`` empty ticks (12 by
+default: the rate window at 5 s ticks, so the per-minute rates reach zero), then
+none until the room's next event. Once the gap is longer than the rate window and
+the surge baseline, further empty ticks change nothing in the state, so they are
+skipped outright: the cost of a gap is bounded, whatever its length.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ class RoomState(msgspec.Struct, kw_only=True):
     started_at: float | None = None
     ended_at: float | None = None
     surge: SurgeState = msgspec.field(default_factory=SurgeState)
+    quiet: int = 0  # empty ticks closed in a row (a silent gap)
 
 
 class Outputs:
@@ -77,7 +86,7 @@ class RoomProcessor:
     """Runs one room's :class:`RoomState` forward. Cheap to build around a stored state."""
 
     __slots__ = ("config", "state", "out", "_tick", "_grace", "_window", "_horizon", "_max_future", "_surge",
-                 "_close_at", "_seen", "_buckets")
+                 "_close_at", "_seen", "_buckets", "_settled")
 
     def __init__(self, config: CoreConfig, state: RoomState, out: Outputs) -> None:
         self.config = config
@@ -91,6 +100,10 @@ class RoomProcessor:
         self._seen = state.seen
         self._buckets = state.buckets
         self._surge = SurgeDetector(config.surge, tick_s=config.tick_s, state=state.surge)
+        # Empty ticks in a row after which another empty tick leaves the state as it
+        # was: the rate window is all zeros, the surge baseline is all calm.
+        # (A gap is skipped only past its snapshots, so a huge ``silent_snapshots`` skips nothing.)
+        self._settled = max(self._window, self._surge.settled_after, config.silent_snapshots)
         self._close_at = self._next_close_ts()
 
     def accept(self, event: AnyEvent) -> str | None:
@@ -147,10 +160,18 @@ class RoomProcessor:
     def _close_until(self, stop: int) -> None:
         st = self.state
         start = st.next_tick if st.next_tick is not None else (min(st.buckets) if st.buckets else stop)
-        for idx in range(start, stop):
+        buckets = st.buckets
+        idx = start
+        while idx < stop:
+            if st.quiet >= self._settled and idx not in buckets:
+                # Settled silence: skip to the next tick holding events (see the module docstring).
+                idx = min(min((b for b in buckets if b > idx), default=stop), stop)
+                continue
             self._close(idx)
+            idx += 1
         if stop > start:
             st.next_tick = stop
+            self._forget_before(stop - 1 - self._horizon)  # as if every skipped tick had closed
         self._close_at = self._next_close_ts()
 
     def _close(self, idx: int) -> None:
@@ -158,15 +179,14 @@ class RoomProcessor:
         vec = [0] * VECTOR_LEN
         bucket = st.buckets.pop(idx, None)
         if bucket:
+            st.quiet = 0
             if len(bucket) > 1:
                 bucket.sort(key=_apply_order)
             self._apply(bucket, vec)
             st.seen_log.append((idx, [e.event_id for e in bucket]))
-        # Forget ids whose tick closed more than the dedup horizon ago.
-        log = st.seen_log
-        while log and log[0][0] < idx - self._horizon:
-            for eid in log.pop(0)[1]:
-                st.seen.discard(eid)
+        else:
+            st.quiet += 1
+        self._forget_before(idx - self._horizon)
         online = len(st.online)
         if online > st.peak_online:
             st.peak_online = online
@@ -176,10 +196,19 @@ class RoomProcessor:
         if len(st.recent) > self._window:
             del st.recent[0]
             del st.recent_online[0]
-        self.out.metrics.append(self._snapshot(idx, online))
+        if st.quiet <= self.config.silent_snapshots:
+            self.out.metrics.append(self._snapshot(idx, online))
         moment = self._surge.process_tick(st.room_id, idx, vec[:N_KINDS], online)
         if moment is not None:
             self.out.moments.append(moment)
+
+    def _forget_before(self, idx: int) -> None:
+        """Forget event ids of ticks before ``idx`` (closed more than the dedup horizon ago)."""
+        st = self.state
+        log = st.seen_log
+        while log and log[0][0] < idx:
+            for eid in log.pop(0)[1]:
+                st.seen.discard(eid)
 
     def _apply(self, events: list[AnyEvent], vec: list[int]) -> None:
         st = self.state

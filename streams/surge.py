@@ -78,6 +78,12 @@ class SurgeDetector:
         self._baseline_len = ticks_per(config.baseline_s, tick_s)
         self._warmup_len = ticks_per(config.warmup_s, tick_s)
 
+    @property
+    def settled_after(self) -> int:
+        """Empty ticks in a row after which another one changes nothing: an open
+        surge has ended (its gap ran out) and the baseline holds only empty ticks."""
+        return self._baseline_len + self.config.max_gap_ticks + 1
+
     def process_tick(self, room_id: str, index: int, kinds: list[int], online: int) -> Moment | None:
         """Feed one closed tick: per-kind interaction counts and viewers online."""
         st = self.state

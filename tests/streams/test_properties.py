@@ -109,6 +109,7 @@ def test_every_input_is_accounted_for(stream, garbage, rnd: random.Random):
     core, _, _, dead = run(lines, CFG)
     acc = core.accounting()
     assert acc["inputs"] == len(lines)
-    assert acc["processed"] + acc["duplicates"] + acc["dead_letters"] == len(lines)
+    assert acc["processed"] + acc["duplicates"] + acc["blank"] + acc["dead_letters"] == len(lines)
+    assert acc["blank"] == sum(1 for b in lines if not b.strip())
     assert acc["all_accounted_for"] and len(dead) == acc["dead_letters"]
     assert all(d.raw in lines and d.reason and d.source for d in dead)
