@@ -13,8 +13,10 @@ from pathlib import Path
 
 import msgspec
 
-from .kafka_topics import CAMPAIGNS, EVENTS, KafkaConfig
-from .session import SESSION_FILE, LineReader, Session, SessionFiles, SessionInfo
+from .core import dead_letter
+from .events import BlankLines, LongInput, decode_or_none
+from .kafka_topics import CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig
+from .session import SESSION_FILE, LineReader, ReadLimits, Session, SessionFiles, SessionInfo
 
 
 class _Routing(msgspec.Struct):
@@ -30,16 +32,17 @@ _routing = msgspec.json.Decoder(_Routing).decode
 def routing(raw: bytes) -> tuple[bytes | None, float | None]:
     """``(key, ts)`` of a raw event; ``(None, None)`` when it has none (it is
     produced anyway, unkeyed, and the workers dead-letter it)."""
-    try:
-        r = _routing(raw)
-    except msgspec.MsgspecError:
+    r = decode_or_none(_routing, raw)
+    if r is None:
         return None, None
     return r.room_id.encode(), r.ts
 
 
 def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0, topic: str = EVENTS,
-                    progress: bool = False) -> dict:
-    """Produce the session's campaign, then every line of its events file; returns counts."""
+                    progress: bool = False, limits: ReadLimits = ReadLimits()) -> dict:
+    """Produce the session's campaign, then every line of its events file; returns counts.
+    A line longer than ``limits.max_line_bytes`` is not produced as an event: its
+    dead letter (prefix, length, sha256) goes to ``liveroom.dead-letters``."""
     from kafka import KafkaProducer
     from tqdm import tqdm
 
@@ -49,14 +52,23 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
         campaign = session.info.campaign
         producer.send(CAMPAIGNS, key=campaign.room_id.encode(), value=msgspec.json.encode(campaign))
         producer.flush()
-    reader = LineReader(session.events_path)
-    sent = unkeyed = 0
+    reader = LineReader(session.events_path, limits)
+    sent = unkeyed = oversized = blank = 0
     first_ts: float | None = None
     started = time.monotonic()
     bar = tqdm(total=reader.size, unit="B", unit_scale=True, disable=not progress, leave=False)
     try:
         for lines in reader.chunks():
             for raw in lines:
+                if isinstance(raw, LongInput):
+                    oversized += 1
+                    dead = dead_letter(raw, "oversized", f"{raw.length} bytes > limit {limits.max_line_bytes}",
+                                       f"{reader.path.name}", max_raw=limits.keep_bytes)
+                    producer.send(DEAD_LETTERS, key=None, value=msgspec.json.encode(dead))
+                    continue
+                if not raw.strip():
+                    blank += raw.lines if isinstance(raw, BlankLines) else 1  # nothing to send
+                    continue
                 key, ts = routing(raw)
                 if speed > 0 and ts is not None:
                     if first_ts is None:
@@ -72,7 +84,7 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
     finally:
         bar.close()
         producer.close()
-    return {"sent": sent, "unkeyed": unkeyed, "file_error": reader.error,
+    return {"sent": sent, "unkeyed": unkeyed, "oversized": oversized, "blank": blank, "file_error": reader.error,
             "seconds": round(time.monotonic() - started, 3)}
 
 
@@ -100,9 +112,10 @@ def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: st
                 for records in batch.values():
                     for rec in records:
                         last = now
-                        if rec.key != key:
+                        if rec.key != key or not rec.value:
                             continue
-                        f.write(rec.value + b"\n")
+                        # JSON has newlines only as whitespace: one message stays one line.
+                        f.write(rec.value.replace(b"\n", b" ") + b"\n")
                         n += 1
                         _, ts = routing(rec.value)
                         if ts is not None:

@@ -23,13 +23,15 @@ from .core import StreamCore
 from .models import DeadLetter, Moment, RoomMetrics
 from .room import N_KINDS, ORGANIC, PAID
 from .events import INTERACTION_KINDS
-from .session import LineReader, Session
+from .session import LineReader, ReadLimits, Session
 
 METRICS_FILE = "room-metrics.jsonl"
 MOMENTS_FILE = "moments.jsonl"
 DEAD_LETTERS_FILE = "dead-letters.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
+ROOMS_FILE = "rooms.jsonl"
+SUMMARY_ROOMS = 1000  # rooms listed in summary.json; every room's totals are in rooms.jsonl
 
 # Called with each batch of snapshots, in order; later stages (bidding) hook in here.
 MetricsObserver = Callable[[list[RoomMetrics]], None]
@@ -81,12 +83,19 @@ def replay_session(
     ts_margin_s: float = 300.0,
     progress: bool = False,
     observers: Sequence[MetricsObserver] = (),
+    limits: ReadLimits | None = None,
+    max_rooms: int | None = 10_000,
 ) -> ReplayResult:
-    """Replay ``session`` embedded; writes metrics, moments, dead letters, summary."""
+    """Replay ``session`` embedded; writes metrics, moments, dead letters, summary
+    (last). Memory stays bounded: lines by ``limits`` (by default the event size
+    limit), rooms held live by ``max_rooms`` (the rest parked, encoded)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    reader = LineReader(session.events_path)
-    core = StreamCore(config, ts_bounds=session_ts_bounds(session, ts_margin_s), source=f"{reader.path.name}:")
+    if limits is None:
+        limits = ReadLimits(max_line_bytes=config.max_event_bytes, keep_bytes=config.dead_letter_max_raw)
+    reader = LineReader(session.events_path, limits)
+    core = StreamCore(config, ts_bounds=session_ts_bounds(session, ts_margin_s), source=f"{reader.path.name}:",
+                      max_rooms=max_rooms)
     writers = {
         "metrics": JsonLinesWriter(out / METRICS_FILE),
         "moments": JsonLinesWriter(out / MOMENTS_FILE),
@@ -107,15 +116,16 @@ def replay_session(
     line = 0
     try:
         for lines in reader.chunks():
+            before = core.inputs
             core.feed_many(lines, line + 1)
-            line += len(lines)
+            line += core.inputs - before  # a run of blank lines is one item, many lines
             drain()
             bar.update(reader.position - bar.n)
         if reader.error is not None:
             reason, detail = reader.error
             core.reject_input(b"", reason, detail, line + 1)
-        core.flush()
-        drain()
+        for _ in core.flush_rooms():
+            drain()
         bar.update(reader.size - bar.n)
     finally:
         bar.close()
@@ -133,8 +143,18 @@ def replay_session(
             MOMENTS_FILE: writers["moments"].count,
             DEAD_LETTERS_FILE: writers["dead"].count,
         },
-        "rooms": {st.room_id: room_totals(st) for st in sorted(core.states(), key=lambda s: s.room_id)},
+        "rooms": {},
     }
+    with open(out / ROOMS_FILE, "wb") as rooms_file:  # streamed: a room's totals at a time
+        n_rooms = 0
+        for st in core.states():
+            totals = room_totals(st)
+            rooms_file.write(msgspec.json.encode({"room_id": st.room_id, **totals}) + b"\n")
+            if n_rooms < SUMMARY_ROOMS:
+                summary["rooms"][st.room_id] = totals
+            n_rooms += 1
+    summary["rooms_count"] = n_rooms
+    summary["outputs"][ROOMS_FILE] = n_rooms
     _write_json(out / SUMMARY_FILE, summary)
     rate = core.inputs / wall if wall > 0 else 0.0
     _write_json(out / RUN_FILE, {
@@ -182,5 +202,5 @@ def read_jsonl(path: str | Path, type: type) -> list:
 
 __all__ = [
     "replay_session", "ReplayResult", "read_jsonl", "room_totals", "METRICS_FILE", "MOMENTS_FILE",
-    "DEAD_LETTERS_FILE", "SUMMARY_FILE", "RUN_FILE", "DeadLetter", "Moment", "RoomMetrics",
+    "DEAD_LETTERS_FILE", "SUMMARY_FILE", "RUN_FILE", "ROOMS_FILE", "DeadLetter", "Moment", "RoomMetrics",
 ]
