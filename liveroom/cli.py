@@ -1,31 +1,65 @@
 """The ``liveroom`` command. Thin: parse, build config from settings, call a runtime.
 
-Bad input (a missing or malformed session folder) ends in one clear ``Error:``
-line and exit status 2, never a traceback.
+Every user error (a bad session folder, an unusable ``--out``, a bad video, an
+unreachable broker, a bad setting) ends in one ``Error:`` line and exit status 2,
+never a traceback: :class:`UserError` is raised for them, and the group turns
+the library errors that mean "your input" into it.
 """
 
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from streams.session import SessionError, open_session
 
+from .output_folder import OutputFolderError
 from .settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UserError(click.ClickException):
+    """One ``Error: ...`` line, exit status 2."""
+
+    exit_code = 2
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        with user_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def user_errors(bootstrap: str | None = None):
+    """Turn the errors that are about the user's input or environment into :class:`UserError`."""
+    from highlight.media import MediaError
+    from kafka.errors import KafkaError
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except (SessionError, OutputFolderError, MediaError) as exc:
+        raise UserError(str(exc)) from None
+    except KafkaError as exc:
+        where = f" at {bootstrap}" if bootstrap else ""
+        raise UserError(f"cannot reach Kafka{where}: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserError(f"setting LIVEROOM_{'_'.join(map(str, first['loc'])).upper()}: {first['msg']}") from None
+    except PermissionError as exc:
+        raise UserError(f"permission denied: {exc.filename or exc}") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Live-commerce room intelligence: room state, traffic bidding, highlight clips."""
 
 
 def _open(session: Path):
-    try:
-        return open_session(session)
-    except SessionError as exc:
-        raise click.UsageError(str(exc)) from None
+    return open_session(session, max_json_bytes=Settings().max_session_json_bytes)
 
 
 @main.command()
@@ -113,7 +147,7 @@ def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float,
         folder = record_room(Settings().kafka_config(bootstrap), room, out_dir, from_beginning=not latest,
                              idle_timeout_s=idle_timeout)
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise UserError(str(exc)) from None
     click.echo(f"session recorded to {folder}/")
 
 
@@ -169,10 +203,10 @@ def _highlight_input(path: Path, events: Path | None):
     if path.is_dir():
         sess = _open(path)
         if sess.video_path is None:
-            raise click.UsageError(f"session {path} has no video (files.video in session.json)")
+            raise UserError(f"session {path} has no video (files.video in session.json)")
         return sess.video_path, events or sess.events_path, sess.info.room_id, sess.info.start, sess
     if not path.exists():
-        raise click.UsageError(f"{path} does not exist")
+        raise UserError(f"{path} does not exist")
     return path, events, None, 0.0, None
 
 
@@ -190,18 +224,18 @@ def _highlight_input(path: Path, events: Path | None):
 def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | None, t0: float | None, top: int,
               min_s: float, max_s: float, vertical: bool) -> None:
     """Find the best moments of INPUT (a session folder or a video file) and cut clips."""
-    from highlight.media import MediaError
     from highlight.pipeline import cut_clips, find_highlights
     from highlight.select import SelectionConfig
 
+    from .output_folder import atomic_folder
+
     video, events, session_room, session_t0, _ = _highlight_input(input_path, events)
-    try:
-        analysis = find_highlights(video, events=events, room_id=room or session_room,
-                                   t0=t0 if t0 is not None else session_t0,
-                                   selection=SelectionConfig(top_k=top, min_s=min_s, max_s=max(max_s, min_s)))
-        manifest = cut_clips(video, analysis, out_dir, vertical=vertical)
-    except MediaError as exc:
-        raise click.UsageError(str(exc)) from None
+    analysis = find_highlights(video, events=events, room_id=room or session_room,
+                               t0=t0 if t0 is not None else session_t0,
+                               selection=SelectionConfig(top_k=top, min_s=min_s, max_s=max(max_s, min_s)))
+    with atomic_folder(out_dir, protect=[p for p in (video, events) if p is not None]) as tmp:
+        cut_clips(video, analysis, tmp, vertical=vertical)
+    manifest = out_dir / "manifest.json"
     for c in analysis.clips:
         click.echo(f"{c.start:8.1f}s - {c.end:8.1f}s  score {c.score:5.2f}  {'; '.join(c.reasons)}")
     click.echo(f"{len(analysis.clips)} clip(s); manifest {manifest}")
@@ -248,19 +282,19 @@ def evaluate_highlights(path: Path) -> None:
 
     folders = [path] if (path / "session.json").is_file() else sorted(p.parent for p in path.glob("*/session.json"))
     if not folders:
-        raise click.UsageError(f"no session folder at or below {path}")
+        raise UserError(f"no session folder at or below {path}")
     totals = {"hits": 0.0, "clips": 0, "moments": 0}
     for folder in folders:
         sess = _open(folder)
         if sess.video_path is None or sess.labels_path is None:
-            raise click.UsageError(f"{folder}: needs a video and labels.json")
+            raise UserError(f"{folder}: needs a video and labels.json")
         labels = json.loads(sess.labels_path.read_text())
         truth = [(m["start"] - sess.info.start, m["end"] - sess.info.start) for m in labels["moments"]
                  if m["room_id"] == sess.info.room_id]
         try:
             a = find_highlights(sess.video_path, events=sess.events_path, room_id=sess.info.room_id, t0=sess.info.start)
         except MediaError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise UserError(str(exc)) from None
         s = score_clips(a.clips, truth, cuts=a.cut_times, pauses=a.pause_times)
         totals["hits"] += s["precision"] * s["clips"]
         totals["clips"] += s["clips"]
@@ -284,7 +318,7 @@ def report(out_dir: Path) -> None:
     try:
         click.echo(render_report(out_dir))
     except FileNotFoundError as exc:
-        raise click.UsageError(f"{out_dir} does not hold replay outputs ({exc.filename} missing)") from None
+        raise UserError(f"{out_dir} does not hold replay outputs ({exc.filename} missing)") from None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ snapshots, highlight clips when the session has a video, and the report, in one 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bidding.live import LiveBidding
@@ -10,6 +11,7 @@ from streams.models import Campaign
 from streams.replay import JsonLinesWriter, ReplayResult, replay_session
 from streams.session import Session
 
+from .output_folder import atomic_folder
 from .settings import Settings
 
 BID_DECISIONS_FILE = "bid-decisions.jsonl"
@@ -18,7 +20,16 @@ CLIPS_DIR = "clips"
 
 def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progress: bool = False,
                  report: bool = True) -> ReplayResult:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Everything is written into a folder beside ``out_dir`` that replaces it at
+    the end (see :mod:`liveroom.output_folder`): a killed run leaves the previous
+    outputs whole, and ``out_dir`` may not be or hold the session's own files."""
+    inputs = [session.folder / "session.json", session.events_path, session.video_path, session.labels_path]
+    with atomic_folder(out_dir, protect=[p for p in inputs if p is not None]) as tmp:
+        result = _run(session, tmp, settings, progress=progress, report=report)
+    return dataclasses.replace(result, out_dir=Path(out_dir))
+
+
+def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool, report: bool) -> ReplayResult:
     campaign = session.campaign()
 
     def campaign_for(room_id: str) -> Campaign:
@@ -30,7 +41,8 @@ def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progres
     try:
         result = replay_session(
             session, out_dir, settings.core_config(), ts_margin_s=settings.session_ts_margin_s, progress=progress,
-            observers=[lambda metrics: decisions.write(bidding.on_metrics(metrics))],
+            observers=[lambda metrics: decisions.write(bidding.on_metrics(metrics))], limits=settings.read_limits(),
+            max_rooms=settings.max_rooms_in_memory,
         )
     finally:
         decisions.close()

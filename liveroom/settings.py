@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.config import CoreConfig
 from streams.kafka_topics import KafkaConfig
+from streams.session import ReadLimits
 from streams.surge import SurgeConfig
 
 
@@ -21,7 +22,13 @@ class Settings(BaseSettings):
     rate_window_s: float = 60.0
     dedup_horizon_s: float = 120.0
     max_future_s: float = 3600.0
-    max_event_bytes: int = 65536
+    max_event_bytes: int = 65536  # also the longest line read from an events file
+    dead_letter_max_raw: int = 65536  # bytes of an input kept in its dead letter (longer: prefix, length, sha256)
+    silent_snapshots: int = 12  # snapshots a silent gap gives before the room's snapshots pause
+    max_decompressed_bytes: int = 64 << 30  # a gzip events file stops here (decompression_limit)
+    max_decompression_ratio: float = 200.0  # ... or past this ratio, once 64 MiB are out (a gzip bomb)
+    max_session_json_bytes: int = 1 << 20
+    max_rooms_in_memory: int = 10_000  # embedded: rooms held live; the rest parked as encoded state
     session_ts_margin_s: float = 300.0  # events this far outside a recorded session are refused
     surge_baseline_s: float = 300.0
     surge_warmup_s: float = 60.0
@@ -50,6 +57,7 @@ class Settings(BaseSettings):
     kafka_batch_within_s: float = 0.25
     kafka_silence_s: float = 30.0
     kafka_session_timeout_s: float = 30.0
+    kafka_connect_timeout_s: float = 10.0
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "PLAIN"
     kafka_sasl_username: str | None = None
@@ -69,12 +77,18 @@ class Settings(BaseSettings):
             batch_within_s=self.kafka_batch_within_s,
             silence_s=self.kafka_silence_s,
             session_timeout_s=self.kafka_session_timeout_s,
+            connect_timeout_s=self.kafka_connect_timeout_s,
             security_protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
             ssl_cafile=self.kafka_ssl_cafile,
         )
+
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(max_line_bytes=self.max_event_bytes, keep_bytes=self.dead_letter_max_raw,
+                          max_decompressed_bytes=self.max_decompressed_bytes,
+                          max_ratio=self.max_decompression_ratio)
 
     def core_config(self) -> CoreConfig:
         return CoreConfig(
@@ -84,6 +98,8 @@ class Settings(BaseSettings):
             dedup_horizon_s=self.dedup_horizon_s,
             max_future_s=self.max_future_s,
             max_event_bytes=self.max_event_bytes,
+            dead_letter_max_raw=self.dead_letter_max_raw,
+            silent_snapshots=self.silent_snapshots,
             surge=SurgeConfig(
                 baseline_s=self.surge_baseline_s,
                 warmup_s=self.surge_warmup_s,

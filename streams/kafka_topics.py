@@ -40,6 +40,7 @@ class KafkaConfig:
     batch_within_s: float = 0.25
     silence_s: float = 30.0  # a room with no events for this long (wall clock) is flushed
     session_timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0  # an unreachable cluster is reported after this long
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
     sasl_mechanism: str = "PLAIN"
     sasl_username: str | None = None
@@ -48,7 +49,8 @@ class KafkaConfig:
 
     def kafka_python_options(self) -> dict:
         """Connection options for kafka-python clients (admin, replay, record)."""
-        opts: dict = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol}
+        opts: dict = {"bootstrap_servers": self.bootstrap_servers.split(","), "security_protocol": self.security_protocol,
+                      "bootstrap_timeout_ms": int(self.connect_timeout_s * 1000)}
         if self.security_protocol.startswith("SASL"):
             opts.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
                         sasl_plain_password=self.sasl_password)
