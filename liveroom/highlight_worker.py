@@ -9,16 +9,25 @@ past the last part, the next part is analysed; it starts ``2 x keep_margin``
 seconds before the end of the last one, and keeps only clips that end at least
 ``keep_margin`` before its own end, so a moment on a boundary is seen whole by
 the next part. On ``room_end`` the rest is analysed. Each part's clips go to
-``CLIPS_DIR/ROOM/part-NN/`` and its manifest is published on ``liveroom.clips``
-keyed by room (``final`` true on the last one, which also lists every clip).
-Heavy, blocking work, so a plain kafka-python loop; offsets are committed after
-each poll's work is out. A room whose recording is missing or unreadable gets a
-manifest with the error instead of clips.
+``CLIPS_DIR/<room>/part-NN/`` (written whole, then moved into place) and its
+manifest is published on ``liveroom.clips`` keyed by room (``final`` true on the
+last one, which also lists every clip). Heavy, blocking work, so a plain
+kafka-python loop; offsets are committed after each poll's work is out. A room
+whose recording is missing or unreadable gets a manifest with the error instead
+of clips.
+
+Room ids are data, never paths: ``<room>`` is :func:`~liveroom.output_folder.safe_name`
+of the id (a slug and a hash), and a recording is looked up under that name, or
+under the id itself only when the id is a plain file name (letters, digits,
+``._-``, not starting with a dot). No message can crash the worker: a message
+that does not decode is skipped (the streams workers dead-letter it), and an
+analysis that fails in any way gives that room an error manifest.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,19 +40,34 @@ from streams.events import EventDecoder, Rejected, RoomEnd
 from streams.kafka_topics import CLIPS, EVENTS, KafkaConfig
 from streams.session import SessionError, open_session
 
+from .output_folder import atomic_folder, inside, safe_name
+
 log = logging.getLogger(__name__)
+_PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+
+
+def recording_names(room_id: str) -> list[str]:
+    """File names a room's recording may have: its safe name, and the id itself
+    when that is a plain file name."""
+    names = [safe_name(room_id)]
+    if _PLAIN.fullmatch(room_id):
+        names.append(room_id)
+    return names
 
 
 def recording_for(recordings: Path, room_id: str):
     """(video, events, t0) of a room's recording, or None. ``t0`` is the event time
     of the video's first second when the recording says so, else None."""
-    folder = recordings / room_id
-    if (folder / "session.json").is_file():
-        session = open_session(folder)
-        if session.video_path is not None:
-            return session.video_path, session.events_path, session.info.start
-    video = recordings / f"{room_id}.mp4"
-    return (video, None, None) if video.is_file() else None
+    for name in recording_names(room_id):
+        folder = inside(recordings, name)
+        if (folder / "session.json").is_file():
+            session = open_session(folder)
+            if session.video_path is not None:
+                return session.video_path, session.events_path, session.info.start
+        video = inside(recordings, f"{name}.mp4")
+        if video.is_file():
+            return video, None, None
+    return None
 
 
 @dataclass
@@ -84,21 +108,29 @@ def clip_part(room_id: str, recordings: Path, clips_dir: Path, progress: RoomPro
         limit = analysis.media.duration if final else end - keep_margin
         analysis.clips = [c for c in analysis.clips
                           if c.end <= limit and not _overlaps({"start": c.start, "end": c.end}, progress.clips)]
+        part = f"part-{progress.parts + 1:02d}"
+        room_dir = inside(clips_dir, safe_name(room_id))
+        with atomic_folder(room_dir / part) as tmp:
+            manifest = msgspec.json.decode(cut_clips(video, analysis, tmp).read_bytes())
         progress.parts += 1
-        part = f"part-{progress.parts:02d}"
-        manifest = msgspec.json.decode(cut_clips(video, analysis, clips_dir / room_id / part).read_bytes())
     except (MediaError, SessionError) as exc:
         if not final:
-            log.info("room %s: part not analysed yet (%s)", room_id, exc)
+            log.info("room %r: part not analysed yet (%s)", room_id, exc)
             return None
         return {"room_id": room_id, "final": True, "error": str(exc), "clips": progress.clips}
+    except Exception as exc:  # noqa: BLE001 - one room's failure must not stop the worker (or poison its restarts)
+        log.exception("room %r: analysis failed", room_id)
+        if not final:
+            return None  # tried again after settle_s of event time; the final part reports it
+        return {"room_id": room_id, "final": True, "error": f"analysis failed: {type(exc).__name__}: {exc}",
+                "clips": progress.clips}
     covered_to = analysis.media.duration if final else end
     progress.analysed_to = covered_to
     new = [{**c, "file": f"{part}/{c['file']}", "cover": f"{part}/{c['cover']}" if c["cover"] else None}
            for c in manifest["clips"]]
     progress.clips.extend(new)
     # a part lists its own clips; the final one lists every clip of the broadcast
-    return {"room_id": room_id, "folder": str(clips_dir / room_id), "final": final, "part": progress.parts,
+    return {"room_id": room_id, "folder": str(room_dir), "final": final, "part": progress.parts,
             "segment": [start, covered_to], **manifest, "clips": progress.clips if final else new}
 
 
@@ -122,7 +154,7 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: fl
     def publish(room_id: str, manifest: dict) -> None:
         producer.send(CLIPS, key=room_id.encode(), value=msgspec.json.encode(manifest))
         producer.flush()
-        log.info("room %s: part %s, %d clip(s)%s%s", room_id, manifest.get("part"), len(manifest["clips"]),
+        log.info("room %r: part %s, %d clip(s)%s%s", room_id, manifest.get("part"), len(manifest["clips"]),
                  " (final)" if manifest.get("final") else "", f" ({manifest['error']})" if "error" in manifest else "")
 
     try:

@@ -5,6 +5,10 @@
 co-partitioned with the metrics, so a worker holds the campaigns and bidding
 state of exactly the rooms it bids for. A room without a campaign gets a zero
 budget: no campaign, no spend.
+
+No message can crash either agent: a campaign or a snapshot that does not decode
+(any failure, not only msgspec's) or whose key is not its room goes to
+``liveroom.dead-letters`` with its bytes and the reason, and the batch goes on.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import faust
 import msgspec
 
 from bidding.live import LiveBidding, decode_bidding, encode_bidding
-from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, ROOM_METRICS, KafkaConfig
+from streams.core import dead_letter
+from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, ROOM_METRICS, KafkaConfig
 from streams.models import Campaign, RoomMetrics
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,13 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
     metrics_topic = app.topic(ROOM_METRICS, **raw)
     campaigns_topic = app.topic(CAMPAIGNS, **raw)
     decisions_topic = app.topic(BID_DECISIONS, key_serializer="raw", value_serializer="raw")
+    dead_topic = app.topic(DEAD_LETTERS, key_serializer="raw", value_serializer="raw")
+
+    async def refuse(msg, reason: str, detail: str) -> None:
+        log.warning("%s at %s@%d refused: %s", msg.topic, msg.partition, msg.offset, detail)
+        dead = dead_letter(msg.value or b"", reason, detail, f"{msg.topic}/{msg.partition}@{msg.offset}",
+                           max_raw=65536)
+        await dead_topic.send(key=msg.key, value=_encode(dead))
     state = app.Table("bidding-state", partitions=config.partitions, key_type=bytes, value_type=bytes)
     campaigns = app.Table("campaigns", partitions=config.partitions, key_type=bytes, value_type=bytes)
 
@@ -46,12 +58,12 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
         async for event in stream.events():
             msg = event.message
             try:
-                campaign = _campaign.decode(msg.value)
-            except msgspec.MsgspecError as exc:
-                log.warning("campaign at %s@%d refused: %s", msg.partition, msg.offset, exc)
+                campaign = _campaign.decode(msg.value or b"")
+            except Exception as exc:  # noqa: BLE001 - hostile bytes raise more than msgspec's errors
+                await refuse(msg, "invalid_campaign", f"{type(exc).__name__}: {exc}")
                 continue
             if msg.key != campaign.room_id.encode():
-                log.warning("campaign at %s@%d refused: key is not its room", msg.partition, msg.offset)
+                await refuse(msg, "key_mismatch", "the message key is not the campaign's room")
                 continue
             campaigns[msg.key] = msg.value  # single event in context: its own partition
 
@@ -64,9 +76,10 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
             for event in batch:
                 msg = event.message
                 try:
-                    m = _metrics.decode(msg.value)
-                except msgspec.MsgspecError:
-                    continue  # our own output topic: nothing else writes it
+                    m = _metrics.decode(msg.value or b"")
+                except Exception as exc:  # noqa: BLE001 - our own topic, but anyone with access can write it
+                    await refuse(msg, "invalid_metrics", f"{type(exc).__name__}: {exc}")
+                    continue
                 if m.room_id not in live.rooms:
                     stored = state.get(m.room_id.encode())
                     if stored is not None:

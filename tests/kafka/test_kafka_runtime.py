@@ -11,6 +11,7 @@ import pytest
 from streams.config import CoreConfig
 from streams.kafka_io import produce_session
 from liveroom.embedded import run_embedded
+from liveroom.output_folder import safe_name
 from liveroom.settings import Settings
 from streams.kafka_app import FetchedMessage, fetch_range, offset_gaps
 from streams.kafka_topics import BID_DECISIONS, DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig, create_topics
@@ -36,12 +37,13 @@ def embedded_decisions(session, tmp_path) -> bytes:
     return (out / "bid-decisions.jsonl").read_bytes()
 
 
-def wait_for_metrics(bootstrap: str, want: int, timeout_s: float = 120.0) -> list[RoomMetrics]:
+def wait_for_metrics(bootstrap: str, want: int, timeout_s: float = 120.0, skip: bytes | None = None
+                     ) -> list[RoomMetrics]:
     """Read the metrics topic until every wanted (room, tick) has shown up."""
     got: list[RoomMetrics] = []
 
     def enough() -> bool:
-        got[:] = decode_all(read_topic(bootstrap, ROOM_METRICS, idle_s=2.0), RoomMetrics)
+        got[:] = decode_all(read_topic(bootstrap, ROOM_METRICS, idle_s=2.0), RoomMetrics, skip=skip)
         return len({(m.room_id, m.ts) for m in got}) >= want
 
     wait_for(enough, timeout_s, f"{want} room snapshots", interval_s=2.0)
@@ -148,7 +150,16 @@ def test_broker_restart_mid_stream_is_survived(broker, synth_factory, tmp_path):
         assert _totals(latest[room]) == _summary_totals(totals), room
 
 
+BAD_METRICS = b'{"room_id":"\xff"}'
+
+
 def test_malformed_and_oversized_messages_become_dead_letters(broker, tmp_path):
+    """Poison bytes mid-batch (invalid UTF-8, JSON nested thousands deep) once
+    crashed the rooms agent and lost the rest of its batch; bad campaigns and
+    snapshots reach the bidding agent too. Every one is a dead letter, every
+    valid event around them is processed, and the worker keeps running."""
+    import hashlib
+
     from kafka import KafkaProducer
 
     config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
@@ -156,23 +167,39 @@ def test_malformed_and_oversized_messages_become_dead_letters(broker, tmp_path):
     worker = Worker(broker.bootstrap, tmp_path, "w").start()
     t0 = 1_780_000_000.0
     enc = msgspec.json.encode
+    oversized = enc({"event_id": "x3", "room_id": "r1", "ts": t0, "type": "comment", "user_id": "u", "text": "y" * 4000,
+                     "pad": "z" * 70_000})
     bad = [
-        (b"r1", b"{definitely not json", "malformed_json"),
-        (b"r1", enc({"event_id": "x1", "room_id": "r1", "ts": t0, "type": "order", "user_id": "u", "sku": "s",
-                     "amount": -5}), "invalid_event"),
-        (b"r1", enc({"event_id": "x2", "room_id": "r1", "ts": t0, "type": "levitate"}), "unknown_type"),
-        (b"r1", enc({"event_id": "x3", "room_id": "r1", "ts": t0, "type": "comment", "user_id": "u",
-                     "text": "y" * 4000, "pad": "z" * 70_000}), "oversized"),
-        (b"r2", enc({"event_id": "x4", "room_id": "r1", "ts": t0, "type": "like", "user_id": "u"}), "key_mismatch"),
-        (None, enc({"event_id": "x5", "room_id": "r1", "ts": t0, "type": "like", "user_id": "u"}), "key_mismatch"),
+        ("liveroom.events", b"r1", b"{definitely not json", "malformed_json"),
+        ("liveroom.events", b"r1", enc({"event_id": "x1", "room_id": "r1", "ts": t0, "type": "order", "user_id": "u",
+                                        "sku": "s", "amount": -5}), "invalid_event"),
+        ("liveroom.events", b"r1", enc({"event_id": "x2", "room_id": "r1", "ts": t0, "type": "levitate"}),
+         "unknown_type"),
+        ("liveroom.events", b"r1", oversized, "oversized"),
+        ("liveroom.events", b"r2", enc({"event_id": "x4", "room_id": "r1", "ts": t0, "type": "like", "user_id": "u"}),
+         "key_mismatch"),
+        ("liveroom.events", None, enc({"event_id": "x5", "room_id": "r1", "ts": t0, "type": "like", "user_id": "u"}),
+         "key_mismatch"),
+        ("liveroom.events", b"r1", b'{"event_id":"a\xff","room_id":"r1","ts":1780000020,"type":"comment","user_id":"u"}',
+         "invalid_utf8"),
+        ("liveroom.events", b"r1", b'{"pad":' + b"[" * 20_000 + b"]" * 20_000 + b"}", "too_deep"),
+        ("liveroom.events", b"\xff\xfe", b'{"event_id":"x6","room_id":"r1","ts":1780000021,"type":"share",'
+                                         b'"user_id":"u"}', "key_mismatch"),
+        ("liveroom.campaigns", b"r1", b'{"room_id":"r1","total_budget":"\xff"}', "invalid_campaign"),
+        ("liveroom.campaigns", b"r1", b'{"room_id":' + b"[" * 20_000 + b"]" * 20_000 + b"}", "invalid_campaign"),
+        ("liveroom.campaigns", b"r9", enc({"room_id": "r1"}), "key_mismatch"),
+        ("liveroom.room-metrics", b"r1", BAD_METRICS, "invalid_metrics"),
     ]
     good = [enc({"event_id": f"g{i}", "room_id": "r1", "ts": t0 + i, "type": "comment", "user_id": "u"})
-            for i in range(30)]
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=2_000_000)
+            for i in range(100)]
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=2_000_000, linger_ms=200)
     try:
-        for key, value, _ in bad:
-            producer.send("liveroom.events", key=key, value=value)
-        for value in good:  # the agent keeps going after the bad ones
+        # poison in the middle of what the agent takes as one batch
+        for value in good[:20]:
+            producer.send("liveroom.events", key=b"r1", value=value)
+        for topic, key, value, _ in bad:
+            producer.send(topic, key=key, value=value)
+        for value in good[20:]:
             producer.send("liveroom.events", key=b"r1", value=value)
         producer.flush()
         got: list[DeadLetter] = []
@@ -182,23 +209,34 @@ def test_malformed_and_oversized_messages_become_dead_letters(broker, tmp_path):
             return len(got) >= len(bad)
 
         wait_for(all_dead, 90, "dead letters", interval_s=1.0)
-        metrics = wait_for_metrics(broker.bootstrap, 6, timeout_s=60)
+        metrics = wait_for_metrics(broker.bootstrap, 20, timeout_s=60, skip=BAD_METRICS)
+        assert worker.proc.poll() is None, worker.log()[-3000:]
+        assert "Traceback" not in worker.log(), worker.log()[-3000:]
     finally:
         producer.close()
         worker.stop()
-    assert sorted(d.reason for d in got) == sorted(r for _, _, r in bad)
-    assert {d.raw for d in got} == {v for _, v, _ in bad}  # raw bytes kept whole, even the oversized one
-    assert all(d.source.startswith("liveroom.events/") for d in got)
-    assert latest_per_room(metrics)["r1"].interactions_total["comment"] == 30
+    assert sorted(d.reason for d in got) == sorted(r for *_, r in bad)
+    kept = {d.raw for d in got}
+    assert {v for _, _, v, _ in bad if v is not oversized} <= kept  # raw bytes kept whole
+    [long] = [d for d in got if d.reason == "oversized"]  # past dead_letter_max_raw: prefix, length, hash
+    assert long.raw == oversized[:65536] and long.raw_bytes == len(oversized)
+    assert long.raw_sha256 == hashlib.sha256(oversized).hexdigest()
+    assert all(d.source.startswith(("liveroom.events/", "liveroom.campaigns/", "liveroom.room-metrics/"))
+               for d in got)
+    assert latest_per_room(metrics)["r1"].interactions_total["comment"] == 100
 
 
-def _highlight_worker(broker, sample_session, tmp_path, *args: str, recording: bool = True):
-    """The sample session's events on the broker, its folder as the room's recording
-    (unless not ``recording``), and one ``liveroom highlight-worker`` run until the
-    room ended. Returns the session and the manifests published on liveroom.clips."""
+def _highlight_worker(broker, sample_session, tmp_path, *args: str, recording: bool = True, before=(),
+                      rooms: int = 1):
+    """The sample session's events on the broker (after the raw messages ``before``),
+    its folder as the room's recording (unless not ``recording``), and one
+    ``liveroom highlight-worker`` run until ``rooms`` rooms ended. Returns the
+    session and the manifests published on liveroom.clips."""
     import shutil
     import subprocess
     import sys
+
+    from kafka import KafkaProducer
 
     recordings = tmp_path / "recordings"
     recordings.mkdir()
@@ -207,10 +245,15 @@ def _highlight_worker(broker, sample_session, tmp_path, *args: str, recording: b
     session = open_session(recordings / "room-001" if recording else sample_session)
     config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
     create_topics(config)
+    if before:
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        for key, value in before:
+            producer.send(EVENTS, key=key, value=value)
+        producer.close()
     produce_session(session, config)  # ends with the room's room_end
     proc = subprocess.run([sys.executable, "-m", "liveroom.cli", "highlight-worker", "--kafka", broker.bootstrap,
-                           "--recordings", str(recordings), "--clips", str(tmp_path / "clips"), "--max-rooms", "1",
-                           *args], capture_output=True, text=True, timeout=300)
+                           "--recordings", str(recordings), "--clips", str(tmp_path / "clips"), "--max-rooms",
+                           str(rooms), *args], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return session, [msgspec.json.decode(v) for _, v in read_topic(broker.bootstrap, "liveroom.clips", idle_s=2.0)]
 
@@ -220,7 +263,38 @@ def test_highlight_worker_cuts_clips_when_a_room_ends(broker, sample_session, tm
     assert len(manifests) == 1 and manifests[0]["room_id"] == "room-001" and "error" not in manifests[0]
     assert manifests[0]["final"] and len(manifests[0]["clips"]) >= 2
     for clip in manifests[0]["clips"]:
-        assert (tmp_path / "clips" / "room-001" / clip["file"]).stat().st_size > 0
+        assert (tmp_path / "clips" / safe_name("room-001") / clip["file"]).stat().st_size > 0
+
+
+def test_highlight_worker_never_crashes_on_messages_and_never_uses_room_ids_as_paths(broker, sample_session,
+                                                                                     tmp_path):
+    """A poison message once made the highlight worker exit at every restart, and
+    room ids like ``/abs/victim`` or ``../../victim`` made it read ``victim.mp4``
+    and write ``victim/part-01`` outside its folders."""
+    import shutil
+
+    victim = tmp_path / "x" / "victim"
+    victim.parent.mkdir()
+    shutil.copy(sample_session / "video.mp4", victim.parent / "victim.mp4")
+    enc = msgspec.json.encode
+    t0 = 1_780_000_000.0
+    hostile = [str(victim), "../../x/victim", "../x/victim"]
+    before = [(b"r", b'{"event_id":"a\xff","room_id":"r","ts":1780000200,"type":"room_end","user_id":"u"}'),
+              (b"r", b'{"pad":' + b"[" * 20_000 + b"]" * 20_000 + b"}")]
+    for i, room in enumerate(hostile):
+        before += [(room.encode(), enc({"event_id": f"s{i}", "room_id": room, "ts": t0, "type": "room_start"})),
+                   (room.encode(), enc({"event_id": f"e{i}", "room_id": room, "ts": t0 + 60, "type": "room_end"}))]
+    _, manifests = _highlight_worker(broker, sample_session, tmp_path, before=before, rooms=len(hostile) + 1)
+    by_room = {m["room_id"]: m for m in manifests}
+    for room in hostile:
+        assert by_room[room]["final"] and by_room[room]["clips"] == [] and "no recording" in by_room[room]["error"]
+    assert not victim.exists() and sorted(p.name for p in victim.parent.iterdir()) == ["victim.mp4"]
+    real = by_room["room-001"]
+    assert "error" not in real and len(real["clips"]) >= 2
+    clips = tmp_path / "clips"
+    assert sorted(p.name for p in clips.iterdir()) == [safe_name("room-001")]
+    for clip in real["clips"]:
+        assert (clips / safe_name("room-001") / clip["file"]).stat().st_size > 0
 
 
 def test_highlight_worker_without_a_recording_says_so_once(broker, sample_session, tmp_path):
@@ -248,7 +322,7 @@ def test_highlight_worker_cuts_a_running_broadcast_in_parts(broker, sample_sessi
     for decoy in labels["decoys"]:
         assert not any(min(c["end"], decoy["end"] - t0) > max(c["start"], decoy["start"] - t0) for c in final)
     for clip in final:
-        assert (tmp_path / "clips" / "room-001" / clip["file"]).stat().st_size > 0
+        assert (tmp_path / "clips" / safe_name("room-001") / clip["file"]).stat().st_size > 0
 
 
 def test_offsets_faust_skipped_are_found_and_read_back(broker):
