@@ -96,10 +96,19 @@ class RoomEnd(Event, tag="room_end"):
 
 
 class Spend(Event, tag="spend"):
-    """Cost of bought traffic, reported by the ad server."""
+    """Cost of bought traffic, reported by the ad server.
+
+    ``amount`` is what was spent since the previous report. A report that
+    answers our bid decisions also says which of them it covers: ``covers`` is a
+    decision ``seq`` such that every spend under decisions with ``seq <= covers``
+    is included in ``total``, the room's cumulative spend under them. The budget
+    guard counts a decision's cap as spent until such a report covers it (see
+    ``bidding.budget``)."""
 
     amount: Money
     user_id: Ident | None = None
+    covers: Annotated[int, msgspec.Meta(ge=0, lt=1 << 53)] | None = None
+    total: Money | None = None
 
 
 AnyEvent = Union[Enter, Leave, Comment, Like, Share, Follow, Gift, CartAdd, Order, RoomStart, RoomEnd, Spend]

@@ -34,6 +34,14 @@ class RoomMetrics(msgspec.Struct, kw_only=True, frozen=True):
     gift_value_total: float
     spend_total: float
     live: bool
+    # Spend reports that answer bid decisions: every spend under decisions with
+    # seq <= spend_covered_seq is in spend_covered_total (None: no such report yet).
+    spend_covered_seq: int | None = None
+    spend_covered_total: float = 0.0
+    # Interactions by viewers who entered as paid and are still in the room, by kind.
+    paid_interactions_total: dict[str, int] = msgspec.field(default_factory=dict)
+    # The room's first snapshot, with its room_start in this tick: no bid decision can precede it.
+    opened: bool = False
 
 
 class Moment(msgspec.Struct, kw_only=True, frozen=True):
@@ -68,21 +76,24 @@ class DeadLetter(msgspec.Struct, kw_only=True, frozen=True):
     raw_sha256: str | None = None  # hex digest of the full input, when ``raw`` is only its prefix
 
 
-Weight = Annotated[float, msgspec.Meta(ge=0)]
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+# Campaign bounds are part of the contract: the controllers are proven finite for
+# every campaign inside them (tests/bidding, hypothesis over the extremes).
+Weight = Annotated[float, msgspec.Meta(ge=0, le=1e6)]
+Price = Annotated[float, msgspec.Meta(ge=1e-9, le=1e9)]
+Budget = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+Seconds = Annotated[float, msgspec.Meta(ge=1e-3, le=1e7)]
 
 
 class RampSettings(msgspec.Struct, kw_only=True, frozen=True):
-    window_s: Positive = 300.0
-    budget: NonNegative = 200.0
-    target_paid_entries: Annotated[int, msgspec.Meta(ge=0)] = 100
-    max_cost_per_entry: Positive = 2.0
+    window_s: Seconds = 300.0
+    budget: Budget = 200.0
+    target_paid_entries: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 100
+    max_cost_per_entry: Price = 2.0
 
 
 class McbSettings(msgspec.Struct, kw_only=True, frozen=True):
-    max_cost_per_interaction: Positive = 0.5
-    duration_s: Positive = 3600.0  # planned broadcast length from room_start: the spend plan's horizon
+    max_cost_per_interaction: Price = 0.5
+    duration_s: Seconds = 3600.0  # planned broadcast length from room_start: the spend plan's horizon
     weights: dict[str, Weight] = msgspec.field(
         default_factory=lambda: {"comment": 1.0, "like": 0.2, "share": 2.0, "follow": 2.0,
                                  "gift": 1.0, "cart_add": 3.0, "order": 10.0}
@@ -93,6 +104,6 @@ class Campaign(msgspec.Struct, kw_only=True, frozen=True):
     """Per-room settings (``liveroom.campaigns``, compacted, keyed by room)."""
 
     room_id: str
-    total_budget: NonNegative = 1000.0
+    total_budget: Budget = 1000.0
     ramp: RampSettings = msgspec.field(default_factory=RampSettings)
     mcb: McbSettings = msgspec.field(default_factory=McbSettings)

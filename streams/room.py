@@ -65,6 +65,11 @@ class RoomState(msgspec.Struct, kw_only=True):
     ended_at: float | None = None
     surge: SurgeState = msgspec.field(default_factory=SurgeState)
     quiet: int = 0  # empty ticks closed in a row (a silent gap)
+    first_tick: int | None = None  # the room's first closed tick
+    covered_seq: int | None = None  # newest decision seq a spend report covers
+    covered_total: float = 0.0  # cumulative spend under decisions <= covered_seq
+    paid: set[str] = msgspec.field(default_factory=set)  # online viewers who entered as paid
+    paid_totals: list[int] = msgspec.field(default_factory=lambda: [0] * N_KINDS)  # their interactions, by kind
 
 
 class Outputs:
@@ -196,8 +201,12 @@ class RoomProcessor:
         if len(st.recent) > self._window:
             del st.recent[0]
             del st.recent_online[0]
+        opened = st.first_tick is None
+        if opened:
+            st.first_tick = idx
+            opened = st.started_at is not None and int(st.started_at // self._tick) == idx
         if st.quiet <= self.config.silent_snapshots:
-            self.out.metrics.append(self._snapshot(idx, online))
+            self.out.metrics.append(self._snapshot(idx, online, opened))
         moment = self._surge.process_tick(st.room_id, idx, vec[:N_KINDS], online)
         if moment is not None:
             self.out.moments.append(moment)
@@ -213,26 +222,38 @@ class RoomProcessor:
     def _apply(self, events: list[AnyEvent], vec: list[int]) -> None:
         st = self.state
         online = st.online
+        paid = st.paid
         for ev in events:
             cls = type(ev)
             k = cls.kind_index
             if k >= 0:
-                if cls is Like:
-                    vec[k] += ev.count
-                else:
-                    vec[k] += 1
-                    if cls is Order:
-                        st.gmv += ev.amount
-                    elif cls is Gift:
-                        st.gift_value += ev.value
+                n = ev.count if cls is Like else 1
+                vec[k] += n
+                if cls is Order:
+                    st.gmv += ev.amount
+                elif cls is Gift:
+                    st.gift_value += ev.value
+                if ev.user_id in paid:  # attributed to bought traffic: the cost cap is measured on these
+                    st.paid_totals[k] += n
             elif cls is Enter:
                 if st.live and ev.user_id not in online:
                     online.add(ev.user_id)
-                    vec[PAID if ev.source == "paid" else ORGANIC] += 1
+                    if ev.source == "paid":
+                        paid.add(ev.user_id)
+                        vec[PAID] += 1
+                    else:
+                        vec[ORGANIC] += 1
             elif cls is Leave:
                 online.discard(ev.user_id)
+                paid.discard(ev.user_id)
             elif cls is Spend:
                 st.spend += ev.amount
+                covers = ev.covers
+                if covers is not None and ev.total is not None and (
+                        st.covered_seq is None or covers > st.covered_seq
+                        or (covers == st.covered_seq and ev.total > st.covered_total)):
+                    # cumulative reports: the newest cover wins, whatever the arrival order
+                    st.covered_seq, st.covered_total = covers, ev.total
             elif cls is RoomStart:
                 st.live = True
                 if st.started_at is None:
@@ -242,8 +263,9 @@ class RoomProcessor:
                 st.live = False
                 st.ended_at = ev.ts
                 online.clear()
+                paid.clear()
 
-    def _snapshot(self, idx: int, online: int) -> RoomMetrics:
+    def _snapshot(self, idx: int, online: int, opened: bool) -> RoomMetrics:
         st = self.state
         n = len(st.recent)
         sums = [sum(col) for col in zip(*st.recent)]
@@ -268,6 +290,10 @@ class RoomProcessor:
             gift_value_total=round(st.gift_value, 6),
             spend_total=round(st.spend, 6),
             live=st.live,
+            spend_covered_seq=st.covered_seq,
+            spend_covered_total=st.covered_total,
+            paid_interactions_total={k: st.paid_totals[i] for i, k in enumerate(INTERACTION_KINDS)},
+            opened=opened,
         )
 
 
