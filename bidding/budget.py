@@ -1,71 +1,111 @@
 """Budget safety: spend never exceeds the budget, whatever the reports say.
 
-The guard does not trust spend reports to be complete, fresh, unique or in
-order. It counts as spent the highest cumulative spend ever reported, plus every
-spend cap it issued that a report may not cover yet (issued less than
-``settle_s`` before the newest report). Each tick's cap is at most what is left
-after that. As long as the ad server honours the caps and reports a tick's spend
-within ``settle_s``, total spend <= budget. Duplicated or reordered reports only
-make it more careful; missing ones make it pause (``stale_s``).
+The guard rests on no timing assumption. Every decision carries a sequence
+number (``seq``: its snapshot's tick), and the ad server's spend reports say
+which decisions they cover (``covers``: every spend under decisions with
+``seq <= covers`` is in the report's cumulative ``total``). A cap counts as
+spent, whole, until a report provably covers its decision; then the report's
+total replaces it. So at any time::
 
-The contract it relies on: a report stamped ``ts`` includes every spend of
-decisions older than ``ts - settle_s`` (with spend events flowing through the
-streams core, that is: the ad server reports within the core's grace period).
-A guard that starts without its stored state while spend was already reported
-cannot know the caps still in flight, and a cumulative total that goes down
-means a report was lost: in both cases it pauses until a report ``settle_s``
-newer arrives.
+    committed = covered_total + sum(cap of every issued decision with seq > covered_seq)
+
+bounds what the ad server can have spent and may still spend, and each new cap
+is at most ``budget - committed``. Late, lost, duplicated or reordered reports
+only keep caps counted longer; cumulative totals make a later report heal a lost
+one.
+
+The ad server's side of the contract (README, "Budget safety"): it spends at
+most a decision's ``spend_cap`` under it; it applies a decision only if its
+``seq`` is higher than any it applied before, and stops spending under older
+ones from then on; and when it applies decision ``k`` it reports, as a ``spend``
+event, ``covers = k - 1`` with the room's cumulative spend under every earlier
+decision.
+
+Failing closed. A guard that cannot know every cap in flight pauses (cap 0)
+until a report covers everything before the decisions it knows:
+
+- a fresh guard (no stored state, or state lost), unless its first snapshot is
+  the room's first one with the room's ``room_start`` in it (nothing can precede it);
+- a guard whose decisions have a gap (``seq`` jumps: a state restored from an
+  older checkpoint, whose lost successor may have issued caps in between);
+- reports older than ``stale_ticks`` decisions: the ad server is not answering.
+A budget cut applies at once: ``total`` is the campaign's budget at every step.
 """
 
 from __future__ import annotations
+
+import math
 
 import msgspec
 
 
 class BudgetGuard(msgspec.Struct, kw_only=True):
     total: float
-    settle_s: float = 10.0
-    stale_s: float = 30.0
-    reported: float = 0.0
-    reported_at: float | None = None
-    issued: list[tuple[float, float]] = msgspec.field(default_factory=list)  # (decision ts, cap)
-    blind_until: float | None = None  # set when started without state after spend happened
+    stale_ticks: int = 12  # decisions a report may lag before bidding pauses (60 s at 5 s ticks)
+    covered_seq: int | None = None
+    covered_total: float = 0.0
+    issued: list[tuple[int, float]] = msgspec.field(default_factory=list)  # (seq, cap) not covered yet
+    first_seq: int | None = None  # the first decision this guard made
+    last_seq: int | None = None  # the newest decision this guard made
+    blind_until: int | None = None  # pause until a report covers this seq (caps before it may be unknown)
 
-    def observe(self, ts: float, spend_total: float | None) -> None:
-        """Take a (possibly stale, repeated or out-of-order) cumulative spend report."""
-        if spend_total is None or spend_total != spend_total:  # None or NaN: no information
+    def observe(self, covered_seq: int | None, covered_total: float | None) -> None:
+        """Take the newest cover a snapshot carries (stale, repeated or out of
+        order: the highest cover wins; a cumulative total never goes down)."""
+        if covered_seq is None or covered_total is None or not math.isfinite(covered_total):
             return
-        if self.reported_at is None and spend_total > 0 and not self.issued:
-            self.blind_until = ts + self.settle_s
-        elif self.reported_at is not None and ts > self.reported_at and spend_total < self.reported:
-            # A cumulative total went down: a report was lost somewhere. Trust nothing new for a while.
-            self.blind_until = ts + self.settle_s
-        if spend_total > self.reported or (spend_total == self.reported and (self.reported_at or -1.0) < ts):
-            self.reported = max(self.reported, spend_total)
-            self.reported_at = ts if self.reported_at is None else max(self.reported_at, ts)
-        if self.reported_at is not None:
-            horizon = self.reported_at - self.settle_s
-            self.issued = [(t, c) for t, c in self.issued if t > horizon]
+        if self.covered_seq is None or covered_seq > self.covered_seq:
+            self.covered_seq = covered_seq
+            self.covered_total = max(covered_total, self.covered_total)
+        elif covered_seq == self.covered_seq and covered_total > self.covered_total:
+            self.covered_total = covered_total
+        self.issued = [(s, c) for s, c in self.issued if s > self.covered_seq]
 
-    def available(self, now: float) -> float:
-        """What may still be committed at ``now`` (0 when in doubt)."""
-        if self.reported_at is None:
-            return 0.0 if self.issued else max(self.total - self.reported, 0.0)
-        if self.blind_until is not None and self.reported_at < self.blind_until:
-            return 0.0
-        if now - self.reported_at > self.stale_s:
-            return 0.0
-        pending = sum(c for _, c in self.issued)
-        return max(self.total - self.reported - pending, 0.0)
+    def begin(self, seq: int, *, opened: bool = False) -> None:
+        """A decision for ``seq`` is about to be made (``seq`` newer than the last).
+        Notices what this guard cannot know: decisions before its first one, or
+        in a gap since its last one."""
+        if self.last_seq is None:
+            self.first_seq = seq
+            if not opened:  # state lost or never stored: decisions before this one may be in flight
+                self.blind_until = max(self.blind_until or -1, seq - 1)
+        elif seq > self.last_seq + 1:  # a gap: an older state restored, or snapshots lost
+            self.blind_until = max(self.blind_until or -1, seq - 1)
+        self.last_seq = seq
 
-    def issue(self, now: float, wanted: float) -> float:
-        """Grant a spend cap for the next tick: at most ``wanted``, at most what is left."""
-        cap = max(min(wanted, self.available(now)), 0.0)
+    def committed(self) -> float:
+        """What the ad server may have spent or may still spend, by the reports and the caps in flight."""
+        return self.covered_total + sum(c for _, c in self.issued)
+
+    def pause_reason(self, seq: int) -> str | None:
+        """Why no cap may be issued at ``seq`` now, or None."""
+        covered = self.covered_seq
+        if self.blind_until is not None:
+            if covered is None or covered < self.blind_until:
+                return f"paused: caps before decision {self.blind_until + 1} unknown until a spend report covers them"
+            self.blind_until = None
+        since = covered if covered is not None else (self.first_seq if self.first_seq is not None else seq) - 1
+        if seq - since > self.stale_ticks:
+            return f"paused: spend reports {seq - since} decisions behind"
+        return None
+
+    def available(self, seq: int) -> float:
+        """What may still be committed by a decision at ``seq`` (0 when in doubt)."""
+        if self.pause_reason(seq) is not None:
+            return 0.0
+        left = self.total - self.committed()
+        return left if left > 0 and math.isfinite(left) else 0.0
+
+    def issue(self, seq: int, wanted: float) -> float:
+        """Grant a spend cap for decision ``seq``: at most ``wanted``, at most what is left."""
+        cap = min(wanted, self.available(seq)) if math.isfinite(wanted) else 0.0
+        cap = math.floor(max(cap, 0.0) * 1e6) / 1e6  # money leaves rounded down, never up
         if cap > 0:
-            self.issued.append((now, cap))
+            self.issued.append((seq, cap))
         return cap
 
     @property
     def left(self) -> float:
-        """Budget left by the reports alone (for decisions' ``budget_left``)."""
-        return max(self.total - self.reported, 0.0)
+        """Budget not committed (for decisions' ``budget_left``)."""
+        left = self.total - self.committed()
+        return left if left > 0 and math.isfinite(left) else 0.0

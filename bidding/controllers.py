@@ -22,6 +22,9 @@ DEFAULT_DWELL_S = 60.0
 PACING_GAIN = 0.3
 MAX_OVER_CAP = 2.0
 BURST = 6.0
+MAX_STEP = 5.0  # largest log-step of lambda per tick
+MAX_MU = 1e6
+MAX_MULTIPLIER = 1e9  # bids are finite whatever the campaign says
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +53,14 @@ class BidderState(msgspec.Struct, kw_only=True):
     phase: str = FAST_RAMP
     # fast ramp
     ramp_entries0: int | None = None
-    ramp_spend0: float = 0.0
+    ramp_spend0: float = 0.0  # committed spend when the ramp began
+    ramp_confirmed0: float = 0.0  # reported spend when the ramp began
     ramp_bid: float = 0.0
     ramp_done_reason: str | None = None
     ramp_end_ts: float | None = None
     last_entries: int = 0
     last_spend: float = 0.0
+    last_confirmed: float = 0.0
     last_wanted: float = 0.0
     last_plan: float = 0.0
     # interaction MCB / pacers
@@ -87,16 +92,21 @@ class Bidder:
 
     def step(self, obs: Observation, *, bought_value_total: float | None = None) -> BidDecision:
         """Decide the bid for the tick after ``obs``. ``bought_value_total`` is the
-        cumulative value bought so far, when the ad server reports it."""
+        cumulative value bought so far, when the ad server reports it (the market
+        simulator); live, it is the weighted interactions of paid viewers."""
         st = self.state
         guard = st.guard
-        guard.observe(obs.ts, obs.spend_total)
+        guard.total = self.campaign.total_budget  # a budget change applies at once, cuts included
+        guard.observe(obs.covered_seq, obs.covered_total)
         if st.last_ts is not None and obs.ts <= st.last_ts:
             return self._decision(obs, _pause("stale or repeated snapshot"), 0.0)
+        guard.begin(obs.seq, opened=obs.opened)
         if st.start_ts is None and obs.live:
             st.start_ts = obs.started_at if obs.started_at is not None else obs.ts - st.tick_s
         st.last_ts = obs.ts
-        spend = guard.reported
+        if bought_value_total is None:
+            bought_value_total = obs.paid_value_total
+        spend = guard.committed()  # reported spend plus every cap not yet covered: never less than spent
         entries = obs.paid_entries_total if obs.paid_entries_total is not None else st.last_entries
         if not obs.live or st.start_ts is None:
             proposal = _pause("room not live")
@@ -110,12 +120,17 @@ class Bidder:
             if ramp is not None:
                 proposal = _with_ramp(ramp, proposal)
         st.last_spend, st.last_entries = spend, entries
+        st.last_confirmed = guard.covered_total
         if bought_value_total is not None:
             st.last_bought = bought_value_total
-        cap = guard.issue(obs.ts, proposal.wanted) if proposal.strategy != PAUSED else 0.0
-        if proposal.strategy != PAUSED and cap <= 0.0:
-            reason = "budget spent" if guard.left <= 1e-9 else "paused: spend not confirmed yet"
-            proposal = _pause(reason, proposal.lam, proposal.mu)
+        if proposal.strategy != PAUSED:
+            why = guard.pause_reason(obs.seq)
+            cap = guard.issue(obs.seq, proposal.wanted) if why is None else 0.0
+            if cap <= 0.0:
+                why = why or ("budget spent" if guard.left <= 1e-9 else "paused: nothing left to commit")
+                proposal = _pause(why, proposal.lam, proposal.mu)
+        else:
+            cap = 0.0
         st.last_wanted = cap
         return self._decision(obs, proposal, cap)
 
@@ -125,10 +140,14 @@ class Bidder:
         """Front-loaded plan of paid entries over the ramp window, bid <= max cost per entry."""
         st = self.state
         ramp = self.campaign.ramp
+        confirmed = st.guard.covered_total
         if st.ramp_entries0 is None:
-            st.ramp_entries0, st.ramp_spend0 = entries, spend
+            st.ramp_entries0, st.ramp_spend0, st.ramp_confirmed0 = entries, spend, confirmed
         got = entries - st.ramp_entries0
-        spent = spend - st.ramp_spend0
+        # The ramp is over when its budget is spent by the reports; meanwhile it asks
+        # only for what its caps in flight (counted whole) leave of it.
+        spent = confirmed - st.ramp_confirmed0
+        committed = spend - st.ramp_spend0
         elapsed = obs.ts - (st.start_ts or obs.ts)
         done = None
         if got >= ramp.target_paid_entries:
@@ -141,7 +160,7 @@ class Bidder:
             st.phase = INTERACTION_MCB
             st.ramp_done_reason = done
             st.ramp_end_ts = obs.ts
-            st.phase_spend0 = spend
+            st.phase_spend0 = st.guard.covered_total
             st.phase_value0 = st.last_bought
             return None
         horizon = min(elapsed + 2 * st.tick_s, ramp.window_s)
@@ -149,7 +168,7 @@ class Bidder:
         want_entries = max(ramp.target_paid_entries * shape - got, 0.0)
         unit = unit_value(obs)
         if st.ramp_bid <= 0.0:  # first tick: an average viewer bid at 60% of the entry cap
-            st.ramp_bid = 0.6 * ramp.max_cost_per_entry / unit if unit > 0 else 0.0
+            st.ramp_bid = _bounded(0.6 * ramp.max_cost_per_entry / unit) if unit > 0 else 0.0
         # Feedback: behind plan -> bid up, ahead -> down. Bids rank viewers by their
         # predicted value, and no entry costs more than the cap (second price <= bid).
         last_got = entries - st.last_entries
@@ -158,7 +177,7 @@ class Bidder:
         elif last_got > want_entries:
             st.ramp_bid *= 0.8
         if unit > 0:  # keep the multiplier where the cap still binds for most viewers
-            st.ramp_bid = min(st.ramp_bid, 4.0 * ramp.max_cost_per_entry / unit)
+            st.ramp_bid = _bounded(min(st.ramp_bid, 4.0 * ramp.max_cost_per_entry / unit))
         reason = f"ramp: {got}/{ramp.target_paid_entries} paid entries after {elapsed:.0f}s"
         cap = ramp.max_cost_per_entry
         multiplier = st.ramp_bid if unit > 0 else 0.0
@@ -167,14 +186,14 @@ class Bidder:
             want_entries *= 0.5
             cap *= 0.7
             reason += f"; throttled, paid viewers stay {obs.paid_dwell_s:.0f}s"
-        wanted = min(want_entries * cap, ramp.budget - spent)
+        wanted = min(want_entries * cap, ramp.budget - committed)
         return Proposal(FAST_RAMP, cap, round(multiplier, 6), max(wanted, 0.0), reason)
 
     def _plan_per_tick(self, obs: Observation, spend: float) -> tuple[float, int]:
         st = self.state
         end = (st.start_ts or obs.ts) + self.campaign.mcb.duration_s
         ticks_left = max(int(math.ceil((end - obs.ts) / st.tick_s)), 1)
-        left = max(self.campaign.total_budget - spend, 0.0)
+        left = max(self.campaign.total_budget - spend, 0.0)  # spend: committed, caps in flight included
         return left / ticks_left, ticks_left
 
     def _mcb(self, obs: Observation, spend: float, bought_value_total: float | None) -> Proposal:
@@ -183,16 +202,19 @@ class Bidder:
         st = self.state
         cap_c = self.campaign.mcb.max_cost_per_interaction
         plan, ticks_left = self._plan_per_tick(obs, spend)
-        # lambda paces the last tick's spend to its plan share.
+        confirmed = st.guard.covered_total
+        # lambda paces the confirmed spend of the last tick to its plan share
+        # (confirmed: caps count whole until reported, which is no pace at all).
         if st.last_plan > 0:
-            ratio = (spend - st.last_spend) / st.last_plan
-            st.lam = min(max(st.lam * math.exp(PACING_GAIN * (ratio - 1.0)), 1e-4), 1e4)
-        if bought_value_total is not None:
+            ratio = (confirmed - st.last_confirmed) / st.last_plan
+            step = min(max(PACING_GAIN * (ratio - 1.0), -MAX_STEP), MAX_STEP)  # no overflow, whatever the ratio
+            st.lam = min(max(st.lam * math.exp(step), 1e-4), 1e4)
+        if bought_value_total is not None and math.isfinite(bought_value_total):
             value = bought_value_total - st.phase_value0
-            spent = spend - st.phase_spend0
+            spent = confirmed - st.phase_spend0
             if value > 0 and spent > 0:
                 cpi = spent / value
-                st.mu = max(0.0, st.mu + (1.0 / cap_c) * (cpi / cap_c - 1.0))
+                st.mu = min(max(0.0, st.mu + min((1.0 / cap_c) * (cpi / cap_c - 1.0), MAX_MU)), MAX_MU)
         unit = unit_value(obs)
         # Never bid more than MAX_OVER_CAP times the cap's price for the value: some
         # impressions may cost more than C per interaction when others cost less,
@@ -212,24 +234,25 @@ class Bidder:
         st = self.state
         plan, _ = self._plan_per_tick(obs, spend)
         if st.last_wanted > 0:
-            pace = (spend - st.last_spend) / st.last_wanted
+            pace = (st.guard.covered_total - st.last_confirmed) / st.last_wanted
             if pace < 0.7:
-                st.multiplier *= 1.2
+                st.multiplier = min(st.multiplier * 1.2, 1e6)
             elif pace > 1.1:
-                st.multiplier *= 0.7
+                st.multiplier = max(st.multiplier * 0.7, 1e-6)
         mult = st.multiplier * self.campaign.mcb.max_cost_per_interaction
         return Proposal("pid", None, round(mult, 6), plan, f"pid: multiplier {st.multiplier:.3f}")
 
     def _fixed(self, obs: Observation) -> Proposal:
-        plan, _ = self._plan_per_tick(obs, self.state.guard.reported)
+        plan, _ = self._plan_per_tick(obs, self.state.guard.committed())
         bid = self.campaign.ramp.max_cost_per_entry / 4
         return Proposal("fixed", bid, 0.0, plan, f"fixed bid {bid:.3f}")
 
     def _decision(self, obs: Observation, p: Proposal, cap: float) -> BidDecision:
         return BidDecision(
-            room_id=obs.room_id, ts=obs.ts, strategy=p.strategy,
-            bid_cap=None if p.bid_cap is None else round(p.bid_cap, 6), multiplier=p.multiplier,
-            unit_value=round(unit_value(obs), 6), spend_cap=_floor6(cap),
+            room_id=obs.room_id, ts=obs.ts, seq=obs.seq, strategy=p.strategy,
+            bid_cap=None if p.bid_cap is None else round(_bounded(p.bid_cap), 6),
+            multiplier=round(_bounded(p.multiplier), 6),
+            unit_value=round(_bounded(unit_value(obs)), 6), spend_cap=_floor6(cap),
             budget_left=_floor6(self.state.guard.left), reason=p.reason, lam=p.lam, mu=p.mu,
         )
 
@@ -243,6 +266,11 @@ def _with_ramp(ramp: Proposal, mcb: Proposal) -> Proposal:
                         mcb.lam, mcb.mu)
     return Proposal(FAST_RAMP, ramp.bid_cap, mcb.multiplier, ramp.wanted + mcb.wanted,
                     f"{ramp.reason}; interaction bid is higher", mcb.lam, mcb.mu)
+
+
+def _bounded(x: float) -> float:
+    """A bid parameter the ad server can use: finite, not negative, not absurd."""
+    return min(x, MAX_MULTIPLIER) if x > 0 and math.isfinite(x) else 0.0
 
 
 def _floor6(x: float) -> float:

@@ -25,33 +25,61 @@ class RoomBidding(msgspec.Struct, kw_only=True):
     bidder: BidderState
     value_rate: ValueRate = msgspec.field(default_factory=ValueRate)
     started_at: float | None = None
+    ended: bool = False  # the pause for a room no longer live went out; no more until it is live again
 
 
 class LiveBidding:
+    """Live bidding for many rooms. The campaign is looked up at every snapshot, so
+    a campaign update (a budget cut too) applies from the next decision on.
+    With ``max_rooms``, at most that many rooms' states are held decoded; the rest
+    are parked as their encoded bytes (the embedded runtime's bound on memory;
+    on Kafka the states live in a table)."""
+
     def __init__(self, campaign_for: Callable[[str], Campaign], *, strategy: str = "ramp+mcb",
-                 tick_s: float = 5.0) -> None:
+                 tick_s: float = 5.0, max_rooms: int | None = None) -> None:
         self.campaign_for = campaign_for
         self.strategy = strategy
         self.tick_s = tick_s
+        self.max_rooms = max_rooms
         self.rooms: dict[str, RoomBidding] = {}
+        self.parked: dict[str, bytes] = {}
 
     def state_for(self, room_id: str) -> RoomBidding:
         state = self.rooms.get(room_id)
         if state is None:
-            campaign = self.campaign_for(room_id)
-            bidder = Bidder(self.strategy, campaign, tick_s=self.tick_s)
-            state = self.rooms[room_id] = RoomBidding(bidder=bidder.state)
+            if self.max_rooms is not None and len(self.rooms) >= self.max_rooms:
+                self._park()
+            stored = self.parked.pop(room_id, None)
+            if stored is not None:
+                state = decode_bidding(stored)
+            else:
+                campaign = self.campaign_for(room_id)
+                state = RoomBidding(bidder=Bidder(self.strategy, campaign, tick_s=self.tick_s).state)
+            self.rooms[room_id] = state
         return state
+
+    def _park(self) -> None:
+        """Park the half of the rooms whose last decision is oldest (ties by id)."""
+        order = sorted(self.rooms.items(), key=lambda kv: (kv[1].bidder.last_ts or 0.0, kv[0]))
+        for room_id, state in order[: max(1, len(order) // 2)]:
+            self.parked[room_id] = encode_bidding(state)
+            del self.rooms[room_id]
 
     def on_metrics(self, metrics: list[RoomMetrics]) -> list[BidDecision]:
         out = []
         for m in metrics:
             state = self.state_for(m.room_id)
+            if not m.live and state.ended:
+                # One pause when a room ends, then silence: a decision draws a spend
+                # report, a report is an event, an event closes a tick, a tick gives a
+                # snapshot: answering every snapshot of an ended room loops forever.
+                continue
+            state.ended = not m.live
             campaign = self.campaign_for(m.room_id)
             if state.started_at is None and m.live:
                 state.started_at = m.ts - self.tick_s
             bidder = Bidder(self.strategy, campaign, state=state.bidder, tick_s=self.tick_s)
-            obs = observe(m, state.value_rate, campaign.mcb.weights, state.started_at)
+            obs = observe(m, state.value_rate, campaign.mcb.weights, state.started_at, self.tick_s)
             out.append(bidder.step(obs))
         return out
 

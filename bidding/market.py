@@ -24,7 +24,7 @@ import numpy as np
 from streams.models import Campaign, RoomMetrics
 
 from .controllers import Bidder
-from .models import FAST_RAMP, BidDecision, Observation, ValueRate, weighted_total
+from .models import FAST_RAMP, BidDecision, Observation, ValueRate, decision_seq, weighted_total
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +100,12 @@ def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False) ->
     for i, m in enumerate(ep.metrics):
         if started is None and m.live:
             started = m.ts - bidder.state.tick_s
-        obs = Observation(room_id=m.room_id, ts=m.ts, live=m.live, started_at=started,
-                          value_rate=rate.update(m, weights), online=m.online, spend_total=res.spend,
-                          paid_entries_total=res.wins, paid_dwell_s=float(ep.dwell_s[i]))
+        # The simulated ad server reports at once: every spend of earlier decisions is known.
+        seq = decision_seq(m.ts, bidder.state.tick_s)
+        obs = Observation(room_id=m.room_id, ts=m.ts, seq=seq, live=m.live, started_at=started,
+                          value_rate=rate.update(m, weights), online=m.online, covered_seq=seq - 1,
+                          covered_total=res.spend, paid_entries_total=res.wins, opened=i == 0,
+                          paid_dwell_s=float(ep.dwell_s[i]))
         d = bidder.step(obs, bought_value_total=res.value)
         if keep_decisions:
             res.decisions.append(d)

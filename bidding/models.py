@@ -28,6 +28,7 @@ class BidDecision(msgspec.Struct, kw_only=True, frozen=True):
 
     room_id: str
     ts: float
+    seq: int  # the decision's sequence number (its snapshot's tick): spend reports say which seq they cover
     strategy: str  # fast_ramp | interaction_mcb | paused | pid | fixed
     bid_cap: float | None  # no impression is bid above this (None: no cap)
     multiplier: float  # bid = multiplier * predicted value (0: flat bid_cap)
@@ -44,19 +45,29 @@ class Observation:
     """What a controller sees at the end of a tick.
 
     ``value_rate`` is the room's weighted interactions per viewer-minute now (a
-    hot room is worth more); ``spend_total`` and ``paid_entries_total`` are
-    cumulative as reported (they may be stale, repeated or missing);
+    hot room is worth more); ``seq`` is the decision's sequence number (the
+    snapshot's tick). ``covered_seq`` and ``covered_total`` are the newest spend
+    report that answers decisions: every spend under decisions with
+    ``seq <= covered_seq`` is in ``covered_total`` (cumulative; the only spend
+    figure the budget guard trusts). ``opened``: the room's first snapshot, with
+    its room_start in it, so no decision can precede this one.
+    ``paid_entries_total`` and ``paid_value_total`` (weighted interactions of paid
+    viewers) are cumulative as reported (they may be stale, repeated or missing);
     ``paid_dwell_s`` is how long recent paid viewers stayed (None: unknown).
     """
 
     room_id: str
     ts: float
+    seq: int
     live: bool
     started_at: float | None
     value_rate: float
     online: int
-    spend_total: float | None
+    covered_seq: int | None
+    covered_total: float | None
     paid_entries_total: int | None
+    paid_value_total: float | None = None
+    opened: bool = False
     paid_dwell_s: float | None = None
 
 
@@ -87,12 +98,20 @@ class ValueRate(msgspec.Struct, kw_only=True):
         return self.rate
 
 
-def observe(m: RoomMetrics, value_rate: ValueRate, weights: dict[str, float], started_at: float | None) -> Observation:
+def decision_seq(ts: float, tick_s: float) -> int:
+    """The sequence number of the decision made on the snapshot stamped ``ts``: its tick."""
+    return int(round(ts / tick_s))
+
+
+def observe(m: RoomMetrics, value_rate: ValueRate, weights: dict[str, float], started_at: float | None,
+            tick_s: float) -> Observation:
     """Observation of a live room from its snapshot (the runtimes' path)."""
-    return Observation(room_id=m.room_id, ts=m.ts, live=m.live, started_at=started_at,
-                       value_rate=value_rate.update(m, weights), online=m.online, spend_total=m.spend_total,
-                       paid_entries_total=m.paid_entries_total)
+    return Observation(room_id=m.room_id, ts=m.ts, seq=decision_seq(m.ts, tick_s), live=m.live,
+                       started_at=started_at, value_rate=value_rate.update(m, weights), online=m.online,
+                       covered_seq=m.spend_covered_seq, covered_total=m.spend_covered_total,
+                       paid_entries_total=m.paid_entries_total,
+                       paid_value_total=weighted_total(m.paid_interactions_total, weights), opened=m.opened)
 
 
-__all__ = ["BidDecision", "Observation", "Campaign", "ValueRate", "observe", "weighted_total",
+__all__ = ["BidDecision", "Observation", "Campaign", "ValueRate", "observe", "weighted_total", "decision_seq",
            "FAST_RAMP", "INTERACTION_MCB", "PAUSED"]
