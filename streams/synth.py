@@ -71,6 +71,10 @@ class RoomPlan:
 SHAPES = ("default", "quiet", "one_peak", "steady")
 
 
+REPORT_TICK_S = 5.0  # the default tick and grace: when the synthetic ad server has seen a decision
+REPORT_GRACE_S = 10.0
+
+
 def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: float, *,
               lag_s: float, peak_arrivals_per_s: float = 1.5, shape: str = "default") -> RoomPlan:
     """Place the moments: a product reveal then a flash sale, one every ~4
@@ -144,6 +148,7 @@ def simulate_room(rng: np.random.Generator, plan: RoomPlan, *, duplicate_rate: f
     duration = int(plan.end - plan.start)
     emit(plan.start, "room_start", user_id=f"host-{rid}")
     spend_window = 0
+    spent = 0.0
 
     def add(user: str, ts: float, source: str) -> None:
         where[user] = len(online)
@@ -186,8 +191,12 @@ def simulate_room(rng: np.random.Generator, plan: RoomPlan, *, duplicate_rate: f
             add(f"p{rid[-3:]}{users:06d}", t0 + float(rng.random()), "paid")
         spend_window += paid
         if sec % 5 == 4 and spend_window:
-            cost = sum(float(rng.lognormal(math.log(0.8), 0.3)) for _ in range(spend_window))
-            emit(t0 + 0.999, "spend", amount=round(cost, 4), user_id="ad-server")
+            cost = round(sum(float(rng.lognormal(math.log(0.8), 0.3)) for _ in range(spend_window)), 4)
+            spent = round(spent + cost, 4)
+            # An ad server keeping the contract: the report covers every decision it
+            # could have applied by now (published a grace period after their tick).
+            covers = int((t0 + 0.999 - REPORT_GRACE_S) // REPORT_TICK_S) - 1
+            emit(t0 + 0.999, "spend", amount=cost, user_id="ad-server", covers=max(covers, 0), total=spent)
             spend_window = 0
         if not online:
             continue
