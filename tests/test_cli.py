@@ -21,8 +21,10 @@ def test_replay_sample_writes_outputs_and_report(sample_session, tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert html.count("<svg") == 2 and "room-001" in html  # room plots and bidding plots
     decisions = [json.loads(line) for line in (tmp_path / "bid-decisions.jsonl").read_text().splitlines()]
-    metrics = (tmp_path / "room-metrics.jsonl").read_text().splitlines()
-    assert len(decisions) == len(metrics)  # one decision per room per tick
+    metrics = [json.loads(line) for line in (tmp_path / "room-metrics.jsonl").read_text().splitlines()]
+    # one decision per room per tick while it is live, and one pause when it ends
+    assert len(decisions) == sum(m["live"] for m in metrics) + (not metrics[-1]["live"])
+    assert [d["seq"] for d in decisions] == sorted({d["seq"] for d in decisions})
     assert {"fast_ramp", "interaction_mcb"} <= {d["strategy"] for d in decisions}
     assert json.loads((tmp_path / "run.json").read_text())["inputs_per_s"] > 0
 

@@ -1,0 +1,226 @@
+"""A closed loop around the real pipeline, for the budget property.
+
+events -> StreamCore -> LiveBidding -> an ad server -> spend reports and paid
+viewers -> the same StreamCore. Everything runs in event time, in one process,
+from a seed; the ad server is the adversary the guard must withstand:
+
+- it spends every cap in full, at once (the most any cap allows);
+- its reports arrive on time, late (past the core's grace: dead-lettered as
+  ``late`` and lost), twice, or not at all;
+- decisions reach it late, twice, or out of order (it applies newer ones only);
+- snapshots reach the bidder twice or out of order;
+- the bidder restarts from a stored state of any age, or with none;
+- the campaign's budget is raised and cut while the room runs.
+
+It checks the guarantee where money leaves: whenever the ad server applies a
+decision, what it has spent plus the new cap is within the budget in force when
+that decision was made (so final spend <= budget when the budget never changes).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+
+import msgspec
+
+from bidding.live import LiveBidding, decode_bidding, encode_bidding
+from bidding.models import BidDecision
+from streams.config import CoreConfig
+from streams.core import StreamCore
+from streams.models import Campaign, McbSettings, RampSettings
+
+T0 = 1_780_000_000.0
+enc = msgspec.json.encode
+
+
+@dataclass
+class Scenario:
+    seed: int
+    duration_s: float = 180.0
+    budget: float = 10.0
+    report_delay_s: tuple[float, float] = (0.0, 2.0)  # how long a spend report takes to reach the core
+    late_reports: float = 0.0  # share of reports that arrive 15-60 s late (past the grace: lost as `late`)
+    duplicate_reports: float = 0.0
+    lost_reports: float = 0.0
+    decision_delay_s: tuple[float, float] = (0.0, 1.0)
+    duplicate_decisions: float = 0.0
+    reordered_snapshots: float = 0.0  # share of snapshots held back and delivered after a newer one
+    restarts: float = 0.0  # per batch: restart from a stored state of any age (or none)
+    state_loss: float = 0.0  # share of restarts with no stored state at all
+    budget_changes: int = 0  # campaign budget set anew this many times while the room runs
+    cap_cost_per_interaction: float = 0.5
+    price: float = 0.3  # the ad server's cost per paid entry
+
+
+@dataclass
+class Outcome:
+    spent: float = 0.0
+    applied: int = 0
+    violations: list[str] = field(default_factory=list)
+    decisions: int = 0
+    paid_interactions: float = 0.0
+    budgets: list[float] = field(default_factory=list)
+
+
+class AdServer:
+    """Honours caps and keeps (by default) the contract: applies a decision only if
+    its seq is newer, and when it does, reports the cumulative spend of everything
+    before it (``covers = seq - 1``). Spends the whole cap at once and turns it
+    into paid viewers who interact."""
+
+    def __init__(self, room: str, rnd: random.Random, price: float) -> None:
+        self.room = room
+        self.rnd = rnd
+        self.price = price
+        self.spent = 0.0
+        self.applied = -1
+        self.n = 0
+
+    def _id(self, kind: str) -> str:
+        self.n += 1
+        return f"ad-{kind}-{self.n}"
+
+    def report(self, now: float, seq: int) -> bytes:
+        return enc({"event_id": self._id("spend"), "room_id": self.room, "ts": now, "type": "spend",
+                    "amount": 0.0, "covers": seq - 1, "total": self.spent})
+
+    def apply(self, d: BidDecision, now: float) -> list[tuple[float, bytes]]:
+        """Take a decision at event time ``now``; returns the paid viewers' events it buys (ts, raw)."""
+        self.applied = d.seq
+        cap = d.spend_cap
+        self.spent += cap
+        out = []
+        for _ in range(int(cap / self.price)):
+            user = self._id("viewer")
+            t = now + self.rnd.uniform(0, 5)
+            out.append((t, enc({"event_id": self._id("enter"), "room_id": self.room, "ts": t, "type": "enter",
+                                "user_id": user, "source": "paid"})))
+            for _ in range(self.rnd.choice([0, 0, 1, 2])):
+                ti = t + self.rnd.uniform(0, 20)
+                out.append((ti, enc({"event_id": self._id("c"), "room_id": self.room, "ts": ti, "type": "comment",
+                                     "user_id": user})))
+        return out
+
+
+def room_events(room: str, rnd: random.Random, duration_s: float) -> list[tuple[float, bytes]]:
+    """A room's own events: room_start, organic viewers coming and going, their interactions, room_end."""
+    out = [(T0, enc({"event_id": "start", "room_id": room, "ts": T0, "type": "room_start"}))]
+    t, i = T0, 0
+    while t < T0 + duration_s:
+        t += rnd.expovariate(4.0)
+        i += 1
+        kind = rnd.choice(["enter", "enter", "comment", "like", "leave"])
+        fields = {"source": "organic"} if kind == "enter" else {}
+        out.append((t, enc({"event_id": f"o{i}", "room_id": room, "ts": t, "type": kind,
+                            "user_id": f"u{rnd.randrange(200)}", **fields})))
+    out.append((T0 + duration_s, enc({"event_id": "end", "room_id": room, "ts": T0 + duration_s, "type": "room_end"})))
+    return out
+
+
+def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
+    rnd = random.Random(sc.seed)
+    room = "room"
+    budget = [sc.budget]
+
+    def campaign_for(room_id: str) -> Campaign:
+        return Campaign(room_id=room_id, total_budget=budget[0],
+                        ramp=RampSettings(window_s=60.0, budget=budget[0] * 0.3, target_paid_entries=30,
+                                          max_cost_per_entry=1.0),
+                        mcb=McbSettings(max_cost_per_interaction=sc.cap_cost_per_interaction,
+                                        duration_s=sc.duration_s))
+
+    core = StreamCore(config)
+    bidding = LiveBidding(campaign_for, tick_s=config.tick_s)
+    ad = AdServer(room, rnd, sc.price)
+    out = Outcome(budgets=[sc.budget])
+    queue: list[tuple[float, int, str, object]] = []  # (time, tiebreak, kind, payload)
+    tie = 0
+
+    def push(t: float, kind: str, payload) -> None:
+        nonlocal tie
+        tie += 1
+        heapq.heappush(queue, (t, tie, kind, payload))
+
+    for t, raw in room_events(room, rnd, sc.duration_s):
+        push(t + rnd.uniform(0, 2), "event", raw)  # arrival within the grace period
+    changes = sorted(rnd.uniform(0, sc.duration_s) for _ in range(sc.budget_changes))
+    for t in changes:
+        push(T0 + t, "budget", sc.budget * rnd.choice([0.0, 0.1, 0.5, 1.0, 2.0]))
+    checkpoints: list[bytes | None] = [None]
+    held = []  # snapshots held back (delivered out of order)
+    issued_budget: dict[int, float] = {}  # decision seq -> budget in force when it was made
+
+    def bid(metrics) -> None:
+        decisions = bidding.on_metrics(metrics)
+        for d in decisions:
+            out.decisions += 1
+            issued_budget.setdefault(d.seq, budget[0])
+            issued_budget[d.seq] = min(issued_budget[d.seq], budget[0])
+            copies = 2 if rnd.random() < sc.duplicate_decisions else 1
+            for _ in range(copies):
+                push(now + rnd.uniform(*sc.decision_delay_s), "decision", d)
+
+    now = T0
+
+    def play() -> None:
+        steps = 0
+        while queue:
+            step()
+            steps += 1
+            if steps > 500_000:  # a room of minutes is a few thousand steps: this is a feedback loop
+                raise AssertionError(f"runaway closed loop at event time {now - T0:.0f}s")
+
+    def step() -> None:
+        nonlocal now, held
+        now, _, kind, payload = heapq.heappop(queue)
+        if kind == "budget":
+            budget[0] = payload
+            out.budgets.append(payload)
+            return
+        if kind == "decision":
+            d: BidDecision = payload
+            if d.seq <= ad.applied:
+                return  # not newer: ignored (the contract)
+            limit = issued_budget[d.seq]
+            if d.spend_cap > 0 and ad.spent + d.spend_cap > limit + 1e-6:  # new money past the budget
+                out.violations.append(f"decision {d.seq}: spent {ad.spent:.6f} + cap {d.spend_cap:.6f} > "
+                                      f"budget {limit:.6f} ({d.reason})")
+            report = ad.report(now, d.seq)
+            if rnd.random() >= sc.lost_reports:
+                late = rnd.random() < sc.late_reports
+                delay = rnd.uniform(15, 60) if late else rnd.uniform(*sc.report_delay_s)
+                push(now + delay, "event", report)
+                if rnd.random() < sc.duplicate_reports:
+                    push(now + rnd.uniform(*sc.report_delay_s) + rnd.uniform(0, 30), "event",
+                         enc({**msgspec.json.decode(report), "event_id": ad._id("dup")}))
+            for t, raw in ad.apply(d, now):
+                push(t + rnd.uniform(0, 2), "event", raw)
+            out.applied += 1
+            return
+        core.feed(payload)
+        metrics, _, _ = core.drain()
+        if not metrics:
+            return
+        if sc.reordered_snapshots and rnd.random() < sc.reordered_snapshots:
+            held.extend(metrics)
+            return
+        if held and rnd.random() < 0.5:
+            metrics, held = metrics + held, []  # older snapshots after newer ones
+        bid(metrics)
+        if room in bidding.rooms:
+            checkpoints.append(encode_bidding(bidding.rooms[room]))
+        if sc.restarts and rnd.random() < sc.restarts:
+            stored = None if rnd.random() < sc.state_loss else rnd.choice(checkpoints)
+            bidding.rooms.pop(room, None)
+            if stored is not None:
+                bidding.rooms[room] = decode_bidding(stored)
+    play()
+    core.flush()  # the end of input: the last ticks close, their decisions go out too
+    metrics, _, _ = core.drain()
+    if metrics:
+        bid(metrics + held)
+    play()
+    out.spent = ad.spent
+    return out
