@@ -31,6 +31,7 @@ DEAD_LETTERS_FILE = "dead-letters.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 ROOMS_FILE = "rooms.jsonl"
+_FEED = 512
 SUMMARY_ROOMS = 1000  # rooms listed in summary.json; every room's totals are in rooms.jsonl
 
 # Called with each batch of snapshots, in order; later stages (bidding) hook in here.
@@ -116,10 +117,11 @@ def replay_session(
     line = 0
     try:
         for lines in reader.chunks():
-            before = core.inputs
-            core.feed_many(lines, line + 1)
-            line += core.inputs - before  # a run of blank lines is one item, many lines
-            drain()
+            for i in range(0, len(lines), _FEED):  # drained every _FEED lines: outputs are never held long
+                before = core.inputs
+                core.feed_many(lines[i:i + _FEED], line + 1)
+                line += core.inputs - before  # a run of blank lines is one item, many lines
+                drain()
             bar.update(reader.position - bar.n)
         if reader.error is not None:
             reason, detail = reader.error

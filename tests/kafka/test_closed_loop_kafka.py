@@ -1,0 +1,103 @@
+"""The budget guarantee on the real broker: the rooms and bidding agents in a
+worker process, an ad server in this process that reads ``liveroom.bid-decisions``
+and writes its spend reports and the viewers it buys back to ``liveroom.events``,
+and the worker SIGKILLed mid-room and restarted from its changelogs."""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import time
+
+import msgspec
+import pytest
+
+from bidding.models import BidDecision
+from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, EVENTS, KafkaConfig, create_topics
+from streams.models import Campaign, McbSettings, RampSettings
+
+from ..bidding.closed_loop import T0, AdServer, room_events
+from .harness import Worker
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["steady", "sigkill-mid-room"])
+def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    room, budget, duration = "room-k", 3.0, 150.0
+    config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
+    create_topics(config)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+    campaign = Campaign(room_id=room, total_budget=budget,
+                        ramp=RampSettings(window_s=60.0, budget=1.0, target_paid_entries=20, max_cost_per_entry=1.0),
+                        mcb=McbSettings(duration_s=duration))
+    producer.send(CAMPAIGNS, key=room.encode(), value=msgspec.json.encode(campaign)).get(30)
+    worker = Worker(broker.bootstrap, tmp_path, "w").start()
+    rnd = random.Random(7)
+    ad = AdServer(room, rnd, price=0.2)
+    clock = {"now": T0}  # the stream's event time, as the producer has sent it
+    violations: list[str] = []
+    applied: list[tuple[float, BidDecision]] = []  # (stream time when applied, decision)
+    bought: list[tuple[float, bytes]] = []  # the paid viewers' events, sent when the stream reaches them
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def serve() -> None:
+        consumer = KafkaConsumer(BID_DECISIONS, bootstrap_servers=broker.bootstrap, group_id=None,
+                                 auto_offset_reset="earliest", enable_auto_commit=False)
+        dec = msgspec.json.Decoder(BidDecision)
+        try:
+            while not stop.is_set():
+                for records in consumer.poll(timeout_ms=200).values():
+                    for r in records:
+                        d = dec.decode(r.value)
+                        if d.room_id != room or d.seq <= ad.applied:
+                            continue  # not newer: ignored (the contract)
+                        if d.spend_cap > 0 and ad.spent + d.spend_cap > budget + 1e-6:
+                            violations.append(f"{d.seq}: {ad.spent} + {d.spend_cap} > {budget}")
+                        now = clock["now"]
+                        producer.send(EVENTS, key=room.encode(), value=ad.report(now, d.seq))
+                        with lock:  # the viewers it buys come with the stream's time
+                            for item in ad.apply(d, now):
+                                heapq.heappush(bought, item)
+                        applied.append((now, d))
+        finally:
+            consumer.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        events = room_events(room, rnd, duration)
+        started = time.monotonic()
+        killed = False
+        for ts, raw in events:  # 5x real time: decisions come back well within the grace period
+            wait = (ts - T0) / 5.0 - (time.monotonic() - started)
+            if wait > 0:
+                time.sleep(wait)
+            clock["now"] = ts
+            with lock:
+                while bought and bought[0][0] <= ts:
+                    producer.send(EVENTS, key=room.encode(), value=heapq.heappop(bought)[1])
+            producer.send(EVENTS, key=room.encode(), value=raw)
+            if kill and not killed and ts - T0 > duration / 2:
+                producer.flush()
+                worker.kill()
+                killed = True
+                worker = Worker(broker.bootstrap, tmp_path, "w").start()
+        producer.flush()
+        time.sleep(10)  # the last ticks close on the silence timer; their decisions come back
+    finally:
+        stop.set()
+        server.join(10)
+        producer.close()
+        worker.stop()
+    assert not violations, violations
+    assert ad.spent <= budget + 1e-6
+    caps = [d for _, d in applied if d.spend_cap > 0]
+    assert len(caps) >= 3, [d.reason for _, d in applied][:10]
+    assert applied[-1][1].strategy == "paused"  # the room ended
+    if kill:  # the restarted worker carried on from its changelogs
+        assert any(t - T0 > duration / 2 + 10 for t, _ in applied)
