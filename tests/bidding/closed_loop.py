@@ -20,6 +20,7 @@ that decision was made (so final spend <= budget when the budget never changes).
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from bidding.live import LiveBidding, decode_bidding, encode_bidding
 from bidding.models import BidDecision
 from streams.config import CoreConfig
 from streams.core import StreamCore
+from streams.events import INTERACTION_KINDS
 from streams.models import Campaign, McbSettings, RampSettings
 
 T0 = 1_780_000_000.0
@@ -52,6 +54,8 @@ class Scenario:
     budget_changes: int = 0  # campaign budget set anew this many times while the room runs
     cap_cost_per_interaction: float = 0.5
     price: float = 0.3  # the ad server's cost per paid entry
+    market: bool = False  # a bid-responsive ad server (MarketAdServer) instead of one that spends every cap
+    strategy: str = "ramp+mcb"
 
 
 @dataclass
@@ -104,6 +108,46 @@ class AdServer:
         return out
 
 
+class MarketAdServer(AdServer):
+    """Buys what the bids win: per tick about 10 impressions, competing prices
+    log-normal around ``price``, each viewer's propensity log-normal (mean 1, known
+    when bidding); a won viewer costs the competing price, enters paid and comments
+    propensity x 0.6 times a minute for a minute (the room's organic rate), so the
+    cost per interaction that results depends on the bids."""
+
+    def apply(self, d: BidDecision, now: float) -> list[tuple[float, bytes]]:
+        self.applied = d.seq
+        left = d.spend_cap
+        out = []
+        for _ in range(self._poisson(10.0)):
+            price = self.rnd.lognormvariate(math.log(self.price), 0.6)
+            propensity = self.rnd.lognormvariate(-0.125, 0.5)
+            bid = d.multiplier * d.unit_value * propensity if d.multiplier > 0 else (d.bid_cap or 0.0)
+            if d.bid_cap is not None:
+                bid = min(bid, d.bid_cap)
+            if price > bid or price > left:
+                continue
+            left -= price
+            self.spent += price
+            user = self._id("viewer")
+            t = now + self.rnd.uniform(0, 5)
+            out.append((t, enc({"event_id": self._id("enter"), "room_id": self.room, "ts": t, "type": "enter",
+                                "user_id": user, "source": "paid"})))
+            for _ in range(self._poisson(propensity * 0.6)):
+                ti = t + self.rnd.uniform(0, 60)
+                out.append((ti, enc({"event_id": self._id("c"), "room_id": self.room, "ts": ti, "type": "comment",
+                                     "user_id": user})))
+        return out
+
+    def _poisson(self, lam: float) -> int:
+        n, p, limit = 0, 1.0, math.exp(-lam)
+        while True:
+            p *= self.rnd.random()
+            if p <= limit:
+                return n
+            n += 1
+
+
 def room_events(room: str, rnd: random.Random, duration_s: float) -> list[tuple[float, bytes]]:
     """A room's own events: room_start, organic viewers coming and going, their interactions, room_end."""
     out = [(T0, enc({"event_id": "start", "room_id": room, "ts": T0, "type": "room_start"}))]
@@ -132,8 +176,8 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
                                         duration_s=sc.duration_s))
 
     core = StreamCore(config)
-    bidding = LiveBidding(campaign_for, tick_s=config.tick_s)
-    ad = AdServer(room, rnd, sc.price)
+    bidding = LiveBidding(campaign_for, strategy=sc.strategy, tick_s=config.tick_s)
+    ad = (MarketAdServer if sc.market else AdServer)(room, rnd, sc.price)
     out = Outcome(budgets=[sc.budget])
     queue: list[tuple[float, int, str, object]] = []  # (time, tiebreak, kind, payload)
     tie = 0
@@ -223,4 +267,7 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
         bid(metrics + held)
     play()
     out.spent = ad.spent
+    paid = next(s for s in core.states() if s.room_id == room).paid_totals
+    weights = campaign_for(room).mcb.weights
+    out.paid_interactions = sum(n * weights.get(k, 0.0) for n, k in zip(paid, INTERACTION_KINDS))
     return out
