@@ -10,6 +10,12 @@ Ordering. Events are buffered per tick and applied only when the tick closes
 sorted by ``(ts, event_id)``. So any arrival order within the grace period gives
 the same snapshots, to the bit: float sums are added in one fixed order.
 
+Whose clock. A room's event time moves with the room's own events, never with
+the ad server's ``spend`` reports: a report answers a bid decision, a decision
+answers a snapshot, and if reports closed ticks, a room with nothing going on
+(or whose ``room_end`` was lost) would be kept ticking forever by its own
+decisions. A report is applied in its tick when the room's events close it.
+
 Silent gaps. A room that goes quiet and comes back hours later would otherwise
 owe one snapshot per tick of the gap (an event an hour apart: 720 snapshots).
 A silent gap gives snapshots for its first ``silent_snapshots`` empty ticks (12 by
@@ -133,7 +139,7 @@ class RoomProcessor:
                 self._close_at = min(self._close_at, tick_end(idx, self._tick) + self._grace)
         else:
             bucket.append(event)
-        if ts > st.max_ts:
+        if ts > st.max_ts and type(event) is not Spend:  # the ad server's reports are inputs, not a clock
             st.max_ts = ts
             if ts >= self._close_at:
                 self._close_until(closable_until(ts, self._grace, self._tick))

@@ -56,6 +56,16 @@ def test_outside_the_contract_the_guard_pauses_instead_of_spending():
                                       duplicate_reports=0.5))
 
 
+def test_spend_reports_do_not_keep_a_room_ticking():
+    """Found by the 10,000-room run: with the room's room_end lost (late, grace 0),
+    each decision drew a report, each report closed a tick, each tick drew a
+    decision: a room with nothing going on ticked on forever. Reports are inputs,
+    not the room's clock."""
+    out = run(Scenario(seed=315072, duration_s=254.97703768689001, budget=0.0, late_reports=1.0, restarts=0.1,
+                       state_loss=1.0), config=CoreConfig(grace_s=0.0))
+    assert not out.violations and out.decisions < 100  # 255 s of room: about 51 ticks
+
+
 def test_the_cost_cap_moves_mu_on_realised_paid_interactions():
     """Live, mu stayed 0 (no realised cost per interaction reached the controller)."""
     from bidding.live import LiveBidding
