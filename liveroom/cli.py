@@ -118,7 +118,8 @@ def worker(bootstrap: str | None, loglevel: str) -> None:
     config = settings.kafka_config(bootstrap)
     create_topics(config)
     app = create_app(config, settings.core_config())
-    add_bidding(app, config, strategy=settings.bidding_strategy, tick_s=settings.tick_s)
+    add_bidding(app, config, strategy=settings.bidding_strategy, tick_s=settings.tick_s,
+                dead_letter_max_raw=settings.dead_letter_max_raw)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 

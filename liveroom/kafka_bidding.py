@@ -33,7 +33,8 @@ def no_campaign(room_id: str) -> Campaign:
     return Campaign(room_id=room_id, total_budget=0.0)
 
 
-def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: float) -> None:
+def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: float,
+                dead_letter_max_raw: int = 65536) -> None:
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": config.partitions}
     metrics_topic = app.topic(ROOM_METRICS, **raw)
@@ -44,7 +45,7 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
     async def refuse(msg, reason: str, detail: str) -> None:
         log.warning("%s at %s@%d refused: %s", msg.topic, msg.partition, msg.offset, detail)
         dead = dead_letter(msg.value or b"", reason, detail, f"{msg.topic}/{msg.partition}@{msg.offset}",
-                           max_raw=65536)
+                           max_raw=dead_letter_max_raw)
         await dead_topic.send(key=msg.key, value=_encode(dead))
     state = app.Table("bidding-state", partitions=config.partitions, key_type=bytes, value_type=bytes)
     campaigns = app.Table("campaigns", partitions=config.partitions, key_type=bytes, value_type=bytes)
