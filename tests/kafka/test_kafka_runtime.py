@@ -134,8 +134,11 @@ def test_broker_restart_mid_stream_is_survived(broker, synth_factory, tmp_path):
     config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
     create_topics(config)
     # A restart stalls the producer for several seconds; a room flushed as silent
-    # meanwhile would turn its next events late. silence_s must outlast the stall.
-    worker = Worker(broker.bootstrap, tmp_path, "w", LIVEROOM_KAFKA_SILENCE_S="15").start()
+    # meanwhile would turn its next events late. silence_s must outlast the stall:
+    # 15 s did not once on a fresh clone (the stall with the coordinator's return
+    # took 16 s; 24 events late), so the default 30 s. Making the wall clock unable
+    # to turn events late is the Kafka-at-scale issue's work.
+    worker = Worker(broker.bootstrap, tmp_path, "w", LIVEROOM_KAFKA_SILENCE_S="30").start()
     try:
         thread, produced = _produce_in_background(session, config, speed=15.0)
         time.sleep(6)
