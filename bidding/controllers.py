@@ -59,7 +59,6 @@ class BidderState(msgspec.Struct, kw_only=True):
     ramp_done_reason: str | None = None
     ramp_end_ts: float | None = None
     last_entries: int = 0
-    last_spend: float = 0.0
     last_confirmed: float = 0.0
     last_wanted: float = 0.0
     last_plan: float = 0.0
@@ -119,7 +118,7 @@ class Bidder:
             proposal = self._mcb(obs, spend, bought_value_total)
             if ramp is not None:
                 proposal = _with_ramp(ramp, proposal)
-        st.last_spend, st.last_entries = spend, entries
+        st.last_entries = entries
         st.last_confirmed = guard.covered_total
         if bought_value_total is not None:
             st.last_bought = bought_value_total
