@@ -84,7 +84,7 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float, re
 
         config = settings.kafka_config(bootstrap)
         create_topics(config)
-        counts = produce_session(sess, config, speed=speed, progress=show)
+        counts = produce_session(sess, config, speed=speed, progress=show, limits=settings.read_limits())
         click.echo(f"produced {counts['sent']} events to liveroom.events ({counts['unkeyed']} without a room key) "
                    f"in {counts['seconds']} s")
         if counts["file_error"]:
