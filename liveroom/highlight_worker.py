@@ -37,6 +37,7 @@ from highlight.media import MediaError, probe
 from highlight.pipeline import cut_clips, find_highlights
 from highlight.select import SelectionConfig
 from streams.events import EventDecoder, Rejected, RoomEnd
+from streams.kafka_io import unpack
 from streams.kafka_topics import CLIPS, EVENTS, KafkaConfig
 from streams.session import SessionError, open_session
 
@@ -164,26 +165,25 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: fl
                 last = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
                 break
-            for records in batch.values():
-                for rec in records:
-                    try:
-                        event = decode(rec.value or b"")
-                    except Rejected:
-                        continue  # the streams workers dead-letter it
-                    progress = rooms.setdefault(event.room_id, RoomProgress(first_ts=event.ts))
-                    if type(event) is RoomEnd:
-                        publish(event.room_id, clip_part(event.room_id, recordings, clips_dir, progress, end=None,
-                                                         keep_margin=keep_margin))
-                        del rooms[event.room_id]
-                        done += 1
-                    elif (segment_s > 0 and event.ts >= progress.retry_ts
-                          and event.ts - progress.first_ts >= progress.analysed_to + segment_s + settle_s):
-                        manifest = clip_part(event.room_id, recordings, clips_dir, progress,
-                                             end=progress.analysed_to + segment_s, keep_margin=keep_margin)
-                        if manifest is not None:
-                            publish(event.room_id, manifest)
-                        else:  # the recording is not there yet: not again for every event
-                            progress.retry_ts = event.ts + settle_s
+            for raw in (item for records in batch.values() for rec in records for item in unpack(rec.value or b"")):
+                try:
+                    event = decode(raw)
+                except Rejected:
+                    continue  # the streams workers dead-letter it
+                progress = rooms.setdefault(event.room_id, RoomProgress(first_ts=event.ts))
+                if type(event) is RoomEnd:
+                    publish(event.room_id, clip_part(event.room_id, recordings, clips_dir, progress, end=None,
+                                                     keep_margin=keep_margin))
+                    del rooms[event.room_id]
+                    done += 1
+                elif (segment_s > 0 and event.ts >= progress.retry_ts
+                      and event.ts - progress.first_ts >= progress.analysed_to + segment_s + settle_s):
+                    manifest = clip_part(event.room_id, recordings, clips_dir, progress,
+                                         end=progress.analysed_to + segment_s, keep_margin=keep_margin)
+                    if manifest is not None:
+                        publish(event.room_id, manifest)
+                    else:  # the recording is not there yet: not again for every event
+                        progress.retry_ts = event.ts + settle_s
             consumer.commit()
     finally:
         consumer.close()

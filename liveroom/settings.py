@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     max_event_bytes: int = 65536  # also the longest line read from an events file
     dead_letter_max_raw: int = 65536  # bytes of an input kept in its dead letter (longer: prefix, length, sha256)
     silent_snapshots: int = 12  # snapshots a silent gap gives before the room's snapshots pause
+    max_dedup_ids: int = 1_000_000  # event ids a room remembers at most (past it, old copies are late, not counted)
     max_decompressed_bytes: int = 64 << 30  # a gzip events file stops here (decompression_limit)
     max_decompression_ratio: float = 200.0  # ... or past this ratio, once 64 MiB are out (a gzip bomb)
     max_session_json_bytes: int = 1 << 20
@@ -55,7 +56,9 @@ class Settings(BaseSettings):
     kafka_data_dir: str = "./.liveroom-data"
     kafka_batch_max: int = 2000
     kafka_batch_within_s: float = 0.25
-    kafka_silence_s: float = 30.0
+    kafka_silence_s: float = 30.0  # an idle partition (wall clock, nothing waiting) has its rooms flushed
+    kafka_quiet_s: float = 30.0  # event time a partition moves past a quiet room's ticks before they close
+    kafka_envelope_events: int = 100  # events per message from replay --kafka (1: single-event messages)
     kafka_session_timeout_s: float = 30.0
     kafka_connect_timeout_s: float = 10.0
     kafka_security_protocol: str = "PLAINTEXT"
@@ -76,6 +79,8 @@ class Settings(BaseSettings):
             batch_max=self.kafka_batch_max,
             batch_within_s=self.kafka_batch_within_s,
             silence_s=self.kafka_silence_s,
+            quiet_s=self.kafka_quiet_s,
+            envelope_events=self.kafka_envelope_events,
             session_timeout_s=self.kafka_session_timeout_s,
             connect_timeout_s=self.kafka_connect_timeout_s,
             security_protocol=self.kafka_security_protocol,
@@ -100,6 +105,7 @@ class Settings(BaseSettings):
             max_event_bytes=self.max_event_bytes,
             dead_letter_max_raw=self.dead_letter_max_raw,
             silent_snapshots=self.silent_snapshots,
+            max_dedup_ids=self.max_dedup_ids,
             surge=SurgeConfig(
                 baseline_s=self.surge_baseline_s,
                 warmup_s=self.surge_warmup_s,

@@ -17,11 +17,14 @@ class CoreConfig:
     max_future_s: float = 3600.0  # a jump further ahead of the room's newest event is refused
     max_event_bytes: int = 65536  # larger inputs (and longer lines) are dead letters, not decoded
     dead_letter_max_raw: int = 65536  # bytes of an input kept in its dead letter (longer: prefix + sha256)
+    max_dedup_ids: int = 1_000_000  # event ids a room remembers, at most (see room.py: past it, copies are late)
     silent_snapshots: int = 12  # snapshots of a silent gap before the room's snapshots pause (see room.py)
     surge: SurgeConfig = field(default_factory=SurgeConfig)
 
     def __post_init__(self) -> None:
         if self.tick_s <= 0 or self.grace_s < 0 or self.rate_window_s < self.tick_s:
             raise ValueError("need tick_s > 0, grace_s >= 0 and rate_window_s >= tick_s")
-        if self.max_event_bytes < 1 or self.dead_letter_max_raw < 0 or self.silent_snapshots < 0:
-            raise ValueError("need max_event_bytes >= 1, dead_letter_max_raw >= 0 and silent_snapshots >= 0")
+        if self.max_event_bytes < 1 or self.dead_letter_max_raw < 0 or self.silent_snapshots < 0 \
+                or self.max_dedup_ids < 1:
+            raise ValueError("need max_event_bytes >= 1, dead_letter_max_raw >= 0, silent_snapshots >= 0 and "
+                             "max_dedup_ids >= 1")

@@ -15,13 +15,23 @@ processors; the rest are parked as their encoded state (a few hundred bytes for
 a room that has ended) and restored, unchanged, when their next event comes.
 Parking changes no result: it is the embedded runtime's equivalent of the Kafka
 runtime keeping states in a table.
+
+Envelopes. An input may be a JSON array of events (one Kafka message carrying a
+batch of one room's events, to spare the per-message cost). Its events are taken
+one by one, each counted as an input of its own and labelled ``where#i`` in a
+dead letter; an envelope that is not a JSON array is one dead letter.
+
+Stores. ``restore`` (room id -> state or None) is asked for a room the core does
+not hold; with ``journal=True`` every room gets a
+:class:`~streams.room_parts.Journal` of its changes, for a store that writes in
+parts (the Kafka runtime).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import msgspec
 
@@ -29,6 +39,7 @@ from .config import CoreConfig
 from .events import AnyEvent, BlankLines, EventDecoder, LongInput, Rejected
 from .models import DeadLetter, Moment, RoomMetrics
 from .room import DUPLICATE, LATE, Outputs, RoomProcessor, RoomState, decode_state, encode_state
+from .room_parts import Journal
 
 
 class StreamCore:
@@ -43,10 +54,15 @@ class StreamCore:
         ts_bounds: tuple[float, float] | None = None,
         source: str = "",
         max_rooms: int | None = None,
+        restore: Callable[[str], RoomState | None] | None = None,
+        journal: bool = False,
     ) -> None:
         self.config = config
         self.source = source
         self.max_rooms = max_rooms
+        self.restore = restore
+        self.journal = journal
+        self._envelope = msgspec.json.Decoder(list[msgspec.Raw]).decode
         self.decoder = EventDecoder(max_bytes=config.max_event_bytes, ts_bounds=ts_bounds)
         self._fast_decode = msgspec.json.Decoder(AnyEvent).decode
         self.out = Outputs()
@@ -63,7 +79,7 @@ class StreamCore:
 
     def load(self, state: RoomState) -> RoomProcessor:
         """Put a stored room state (e.g. from a Kafka table) under this core."""
-        proc = RoomProcessor(self.config, state, self.out)
+        proc = RoomProcessor(self.config, state, self.out, Journal() if self.journal else None)
         self.processors[state.room_id] = proc
         return proc
 
@@ -72,7 +88,10 @@ class StreamCore:
         if self.max_rooms is not None and len(self.processors) >= self.max_rooms:
             self._park()
         stored = self.parked.pop(room_id, None)
-        return self.load(decode_state(stored) if stored is not None else RoomState(room_id=room_id))
+        if stored is not None:
+            return self.load(decode_state(stored))
+        restored = self.restore(room_id) if self.restore is not None else None
+        return self.load(restored if restored is not None else RoomState(room_id=room_id))
 
     def _park(self) -> None:
         """Park the half of the live rooms whose newest event is oldest (ties by
@@ -117,6 +136,9 @@ class StreamCore:
             # Fast path: valid events cost one C call; the slow path explains rejections.
             # Hostile bytes raise more than msgspec's own errors (invalid UTF-8, deep nesting).
             event = None
+            if raw[:1] == b"[" and type(raw) is bytes:
+                self._feed_envelope(raw, _label(where, n, count, labels), expect_room)
+                continue
             if len(raw) <= max_bytes and type(raw) is bytes:
                 try:
                     event = decode(raw)
@@ -149,6 +171,23 @@ class StreamCore:
             else:
                 self._reject_event(raw, event, proc, verdict, _label(where, n, count, labels))
         self.inputs += n
+
+    def _feed_envelope(self, raw: bytes, where: object, expect_room: str | None) -> None:
+        """Feed the events of an envelope, each an input of its own (the envelope
+        itself is then not one); a bad envelope is one input, one dead letter."""
+        try:
+            items = [bytes(item) for item in self._envelope(raw)]
+        except Exception:  # noqa: BLE001 - any failure is a verdict
+            items = None
+        if items is None or any(item[:1] == b"[" for item in items):
+            self._reject(raw, "malformed", "an envelope (an input starting with '[') must be a JSON array of events",
+                         where)
+            return
+        if not items:
+            self.blank += 1
+            return
+        self.inputs -= 1  # counted by the caller as one input: its events count instead
+        self.feed_many(items, [f"{where}#{i}" for i in range(len(items))], expect_room=expect_room)
 
     def _reject_event(self, raw: bytes, event, proc: RoomProcessor, verdict: str, where: object) -> None:
         st = proc.state

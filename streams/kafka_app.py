@@ -1,26 +1,40 @@
-"""Kafka runtime: the streams core as a Faust agent (faust-streaming).
+"""Kafka runtime: the streams core inside a Faust app (faust-streaming).
 
-Thin by design. The agent takes events in batches, groups them by message key
-(the room), loads each room's :class:`~streams.room.RoomState` from a
-changelog-backed table, runs the same :class:`~streams.core.StreamCore` as the
-embedded replay, writes each touched room's state back once per batch, and
-publishes snapshots, moments and dead letters.
+Thin by design: the same :class:`~streams.core.StreamCore` as the embedded
+replay; Faust keeps the group membership, the tables and their changelogs, and
+recovery. Three choices make it hold at live-commerce scale.
 
-Why the table is written with an explicit partition: a batch holds events from
-several partitions, and Faust's ``table[key] = value`` would send the changelog
-record to the partition of whatever event is current. Each room's state goes to
-the partition its events came from, so a restarted or rebalanced worker restores
-exactly the rooms it now owns.
+**A batch drain for the events topic.** Faust's stream path costs about 80 us of
+CPU per message (tasks and futures per message in ``Consumer._drain_messages``):
+a Faust agent that does nothing tops out near 11k messages/s on two cores. The
+worker's consumer replaces that drain with one that takes each fetched batch of
+``liveroom.events`` whole (:class:`BatchDrainConsumer`); messages of every other
+topic (changelog recovery, the bidding agent's topics) still go through Faust's
+own per-message path. A batch is processed, its state changes and outputs are
+sent and the producer flushed *before* its messages are acked, so a committed
+offset never runs ahead of the changelog (at-least-once, and a crash repeats at
+most what was not yet committed; the restored dedup memory drops the repeats).
+Messages may also be envelopes (a JSON array of one room's events): one message,
+many events, far less per-event cost.
 
-Why duplicates cannot double-count after a crash: with at-least-once delivery a
-restarted worker sees again the events after the last committed offset, but the
-restored state remembers recent event ids (``dedup_horizon_s``) and drops them.
-Snapshots may be published twice; they are keyed by room and stamped with the
-tick, so consumers keep the last one.
+**Room state in parts, written when it changes.** A room lives in memory while
+its partition is ours (a :class:`~streams.room.RoomProcessor`, no decode/encode
+per batch) and is persisted per batch as what changed (see
+``streams/room_parts.py``): a small head in the ``room-state`` table and each
+viewer, buffered segment and id list as its own key in ``room-parts``. Both are
+written to the partition the room's events come from, so a worker that takes
+over a partition restores exactly its rooms.
 
-The only wall-clock logic is the silence timer: a room whose partition has no
-unprocessed backlog and that saw no event for ``silence_s`` is flushed, as the
-embedded replay flushes every room at the end of its input.
+**Ticks close on event time, never lost to the wall clock.** A room's ticks
+close when its own events pass them (as embedded), or when its partition's event
+time (the newest event time of any room in it) has passed them by ``quiet_s``:
+a room that went quiet while the others kept going. A partition that has gone
+idle (no new events for ``silence_s`` of wall-clock time and nothing waiting in
+it) has its rooms flushed. Neither close makes anything late: only a room's own
+clock does; an event for a tick closed by the partition or by idleness *reopens*
+it and is counted in the room's first open tick (totals exact, see
+``streams/room.py``). So a producer stall or a broker restart delays snapshots,
+never loses events.
 """
 
 from __future__ import annotations
@@ -34,18 +48,21 @@ from typing import NamedTuple
 
 import faust
 import msgspec
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 
 from .config import CoreConfig
 from .core import StreamCore
 from .kafka_topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
-from .room import decode_state, encode_state
+from .room import RoomProcessor, RoomState
+from .room_parts import assemble, presence_key, split
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "room-state"
-
+PARTS_TABLE = "room-parts"
 
 _encode = msgspec.json.Encoder().encode
+_decode_any = msgspec.msgpack.Decoder().decode
 
 
 def _credentials(config: KafkaConfig):
@@ -58,27 +75,117 @@ def _credentials(config: KafkaConfig):
     return None
 
 
-class RoomsRuntime:
-    """What the agent and the silence timer do; holds no Faust magic of its own."""
+class RoomStore:
+    """The rooms of the partitions this worker owns: restored from the two
+    tables on first use, persisted in parts (see ``streams/room_parts.py``)."""
 
-    def __init__(self, app: faust.App, table, core_config: CoreConfig, config: KafkaConfig) -> None:
+    def __init__(self, heads, parts) -> None:
+        self.heads = heads
+        self.parts = parts
+        self._viewers: dict[str, list[tuple[str, bytes]]] | None = None  # room -> viewer records, after recovery
+        self.repairs: list[tuple[bytes, bytes | None, int]] = []  # part records to write before anything else
+        self.partition_of: dict[str, int] = {}  # room -> partition its state is written to
+        self.bytes_written = 0
+
+    def stale(self) -> None:
+        """A new assignment: the tables hold freshly recovered records."""
+        self._viewers = None
+
+    def _index(self, cached) -> dict[str, list[tuple[str, bytes]]]:
+        """Viewer records per room, from one pass over the recovered parts. Records
+        of rooms already held (a kept partition re-read) are dropped from the store."""
+        viewers: dict[str, list[tuple[str, bytes]]] = {}
+        drop = []
+        for key, value in self.parts.data.items():
+            try:
+                kind, room, *rest = _decode_any(key)
+            except Exception:  # noqa: BLE001 - not ours: leave it alone
+                continue
+            if room in cached:
+                drop.append(key)
+            elif kind == "P" and value is not None:
+                viewers.setdefault(room, []).append((rest[0], value))
+        self._forget(drop)
+        return viewers
+
+    def _forget(self, keys) -> None:
+        data = self.parts.data
+        partitions = getattr(data, "_key_partition", None) or getattr(self.parts, "_key_partition", None)
+        for key in keys:
+            data.pop(key, None)
+            if partitions is not None:
+                partitions.pop(key, None)
+
+    def restore(self, room: str, cached) -> RoomState | None:
+        head = self.heads.data.get(room.encode())
+        if head is None:
+            return None
+        if self._viewers is None:
+            self._viewers = self._index(cached)
+        viewers = self._viewers.pop(room, [])
+        looked_up: list[bytes] = []
+
+        def lookup(key: bytes):
+            looked_up.append(key)
+            return self.parts.data.get(key)
+
+        state, repairs = assemble(head, lookup, viewers)
+        partition = self.partition_of.get(room)
+        self.repairs.extend((key, value, partition) for key, value in repairs)
+        self._forget(looked_up + [presence_key(room, user) for user, _ in viewers])
+        return state
+
+    def persist(self, proc: RoomProcessor, partition: int) -> None:
+        state = proc.state
+        key = state.room_id.encode()
+        parts, head, tombstones = split(state, proc.journal)
+        for k, v in parts:
+            self._send(self.parts, partition, k, v)
+        self.heads.data[key] = head
+        self._send(self.heads, partition, key, head)
+        for k, v in tombstones:
+            self._send(self.parts, partition, k, v)
+
+    def write_repairs(self) -> None:
+        for key, value, partition in self.repairs:
+            if partition is not None:
+                self._send(self.parts, partition, key, value)
+        self.repairs.clear()
+
+    def _send(self, table, partition: int, key: bytes, value: bytes | None) -> None:
+        self.bytes_written += len(key) + (len(value) if value is not None else 0)
+        table.send_changelog(partition, key, value)
+
+
+class RoomsRuntime:
+    """What the batch drain and the idle timer do; holds no Faust magic of its own."""
+
+    def __init__(self, app: faust.App, heads, parts, core_config: CoreConfig, config: KafkaConfig) -> None:
         self.app = app
-        self.table = table
         self.config = config
-        self.core = StreamCore(core_config, source=f"{EVENTS}/")
+        self.store = RoomStore(heads, parts)
+        self.core = StreamCore(core_config, source=f"{EVENTS}/", journal=True,
+                               restore=lambda room: self.store.restore(room, self.core.processors))
         self.metrics_topic = app.topic(ROOM_METRICS, key_serializer="raw", value_serializer="raw")
         self.moments_topic = app.topic(MOMENTS, key_serializer="raw", value_serializer="raw")
         self.dead_topic = app.topic(DEAD_LETTERS, key_serializer="raw", value_serializer="raw")
         self.offsets: dict = {}  # highest offset processed, per topic-partition
-        self.last_seen: dict[bytes, tuple[float, object]] = {}  # room key -> (monotonic time, tp)
+        self.event_time: dict = {}  # tp -> newest event time of any room in it
+        self.waiting: dict = {}  # tp -> rooms with buffered ticks
+        self.last_input: dict = {}  # tp -> monotonic time of its last message
         self.lock = asyncio.Lock()
+        self.events_in = 0
         self._logged = time.monotonic()
 
-    async def process(self, events) -> None:
+    async def process_batch(self, messages: list) -> None:
+        """One fetched batch of ``liveroom.events``: process, persist, publish,
+        flush; the caller acks the messages afterwards. Shielded: once begun, a
+        batch is finished even if the fetcher is cancelled by a rebalance."""
+        await asyncio.shield(self._process(messages))
+
+    async def _process(self, messages: list) -> None:
         async with self.lock:
             core = self.core
-            core.processors.clear()
-            messages = [event.message for event in events]
             gaps = offset_gaps(self.offsets, messages)
             if gaps:
                 messages = await self._fill(messages, gaps)
@@ -91,35 +198,67 @@ class RoomsRuntime:
                 if previous is None or msg.offset > previous:
                     self.offsets[msg.tp] = msg.offset
             now = time.monotonic()
-            touched = []
+            touched: dict[str, TP] = {}
+            procs = core.processors
             for key, msgs in by_key.items():
                 room = key.decode("utf-8", "replace") if key else ""
-                if room and room not in core.processors:
-                    stored = self.table.get(key)
-                    if stored is not None:
-                        core.load(decode_state(stored))
+                tp = msgs[-1].tp
+                self.last_input[tp] = now
+                if room and room not in procs:
+                    self.store.partition_of[room] = tp.partition
                 core.feed_many([m.value or b"" for m in msgs], [f"{m.partition}@{m.offset}" for m in msgs],
                                expect_room=room)
-                if room in core.processors:
-                    touched.append((key, room, msgs[-1].tp))
-                    self.last_seen[key] = (now, msgs[-1].tp)
-            for key, room, tp in touched:
-                self._persist(key, core.processors[room].state, tp.partition)
+                proc = procs.get(room)
+                if proc is not None:
+                    touched[room] = tp
+                    if proc.state.max_ts > self.event_time.get(tp, 0.0):
+                        self.event_time[tp] = proc.state.max_ts
+            self.events_in += len(messages)
+            for room, tp in touched.items():
+                if procs[room].state.buckets:
+                    self.waiting.setdefault(tp, set()).add(room)
+            closed: set[str] = set()
+            for tp in set(touched.values()):
+                self._close_quiet_rooms(tp, closed)
+            self.store.write_repairs()
+            for room in closed:
+                touched.setdefault(room, TP(EVENTS, self.store.partition_of[room]))
+            for room, tp in touched.items():
+                self.store.persist(procs[room], tp.partition)
             await self._publish()
+            await self.app.producer.flush()  # durable before the messages are acked
         if now - self._logged > 30:
             self._logged = now
             log.info("rooms agent: %s", core.accounting())
 
+    def _close_quiet_rooms(self, tp, closed: set) -> None:
+        """Close the ticks the partition's event time has passed by ``quiet_s``;
+        adds the rooms that closed any to ``closed``."""
+        waiting = self.waiting.get(tp)
+        if not waiting:
+            return
+        until = self.event_time.get(tp, 0.0) - self.config.quiet_s
+        procs = self.core.processors
+        for room in list(waiting):
+            proc = procs.get(room)
+            if proc is None:
+                waiting.discard(room)
+                continue
+            if proc.close_through(until):
+                closed.add(room)
+            if not proc.state.buckets:
+                waiting.discard(room)
+
     async def _fill(self, messages: list, gaps: list[tuple]) -> list:
         """Read the skipped offsets from the broker and put them in their place.
 
-        Faust can pass over messages around a rebalance: seen here in 4 of about
-        30 SIGKILL test runs, 1 to 38 events each. (Its stream acks messages it
-        skips for an older generation, and its consumer's gap tracking lets the
-        commit move past offsets never delivered.) Room events must not go
-        missing, so the runtime notices offsets that jump forward within a
-        partition it kept and reads them itself. Transaction markers also leave
-        such jumps; they read back as nothing."""
+        A rebalance can drop messages the consumer had fetched (a generation
+        change in the middle of a fetched batch) while its position moved past
+        them; a kept partition then resumes after a hole. Room events must not
+        go missing, so the runtime notices offsets that jump forward within a
+        partition it kept and reads them itself, then marks them done for
+        Faust's commit. Transaction markers also leave such jumps; they read
+        back as nothing."""
         fetched = []
         for tp, start, end in gaps:
             got = await asyncio.to_thread(fetch_range, self.config, tp, start, end)
@@ -127,73 +266,68 @@ class RoomsRuntime:
                 log.warning("rooms agent: %s[%d] offsets %d-%d were not delivered; read %d event(s) back from the "
                             "broker", tp.topic, tp.partition, start, end - 1, len(got))
             fetched.extend(got)
+            await self.app.consumer._add_gap(tp, start, end - 1)  # processed below: committable
         return sorted(messages + fetched, key=lambda m: (m.tp, m.offset))
 
     async def barrier(self) -> None:
-        """Called when partitions are revoked: wait for the batch in hand and make its
-        state writes durable before the rebalance goes on. Recovery then reads the
-        changelog to its end and finds them; a write still in flight would land
-        after the end it read, so the restored (older) state would replace ours in
-        memory while the batch's offsets get committed: events lost."""
+        """Called when partitions are revoked: wait for the batch in hand (its
+        writes are flushed before its messages are acked)."""
         async with self.lock:
             await self.app.producer.flush()
 
     def keep_only(self, assigned) -> None:
-        """A new assignment: forget partitions that moved away. Should one come back
-        later, its old offset must not make it look caught up while the events its
-        other owner left uncommitted are re-delivered (a silence flush then would
-        close ticks those events belong to: lost, as 'late'). Partitions kept across
-        the rebalance keep what we know: re-delivered events are ones we processed."""
+        """A new assignment: forget partitions that moved away, and the rooms of
+        them (another worker may change them now; should one come back, it is
+        restored from the tables). Should a partition come back later, its old
+        offset must not make it look caught up while the events its other owner
+        left uncommitted are re-delivered. Rooms of kept partitions stay as they
+        are: re-delivered events are ones we processed."""
         for tp in [tp for tp in self.offsets if tp not in assigned]:
             del self.offsets[tp]
-        for key in [k for k, (_, tp) in self.last_seen.items() if tp not in assigned]:
-            del self.last_seen[key]
+        for d in (self.event_time, self.waiting, self.last_input):
+            for tp in [tp for tp in d if tp not in assigned]:
+                del d[tp]
+        kept = {tp.partition for tp in assigned if tp.topic == EVENTS}
+        procs = self.core.processors
+        for room in [r for r in procs if self.store.partition_of.get(r) not in kept]:
+            del procs[room]
+            self.store.partition_of.pop(room, None)
+        self.store.stale()
 
-    async def flush_silent(self) -> None:
-        """Flush rooms quiet for ``silence_s`` whose partition has no backlog."""
+    async def flush_idle(self) -> None:
+        """Flush the rooms of partitions idle for ``silence_s`` (wall clock) with
+        nothing waiting in them: the end of a session, a lone room's partition.
+        Events that come later reopen the flushed ticks (nothing is lost)."""
         now = time.monotonic()
-        quiet = {key: tp for key, (seen_at, tp) in self.last_seen.items() if now - seen_at >= self.config.silence_s}
-        if not quiet:
+        idle = [tp for tp, rooms in self.waiting.items()
+                if rooms and now - self.last_input.get(tp, now) >= self.config.silence_s]
+        if not idle:
             return
-        # Ask the broker for the partitions' end offsets: a cached highwater can be
-        # stale during a rebalance, and a room is only silent if nothing of it waits.
-        try:
-            ends = await self.app.consumer.highwaters(*set(quiet.values()))
-        except Exception as exc:  # broker unreachable: not the moment to decide anything
-            log.info("silence check skipped: %s", exc)
+        try:  # a partition is only idle if nothing of it waits on the broker
+            ends = await self.app.consumer.highwaters(*idle)
+        except Exception as exc:  # noqa: BLE001 - broker unreachable: not the moment to decide anything
+            log.info("idle check skipped: %s", exc)
             return
         async with self.lock:
             assigned = self.app.consumer.assignment()
-            core = self.core
-            core.processors.clear()
-            flushed = []
-            for key, tp in quiet.items():
-                if tp not in assigned:
-                    self.last_seen.pop(key, None)
-                    continue
-                seen = self.last_seen.get(key)
-                if seen is None or time.monotonic() - seen[0] < self.config.silence_s:
-                    continue  # events arrived meanwhile
+            procs = self.core.processors
+            flushed = 0
+            for tp in idle:
                 end = ends.get(tp)
-                if end is None or self.offsets.get(tp, -1) + 1 < end:
-                    continue  # events of this partition still wait: not silent, just behind
-                del self.last_seen[key]
-                stored = self.table.get(key)
-                state = decode_state(stored) if stored is not None else None
-                if state is None or (not state.buckets and not state.surge.active):
-                    continue
-                core.load(state).flush()
-                flushed.append((key, state, tp.partition))
-            for key, state, partition in flushed:
-                self._persist(key, state, partition)
+                if tp not in assigned or end is None or self.offsets.get(tp, -1) + 1 < end:
+                    continue  # moved away, or events still wait: behind, not idle
+                if time.monotonic() - self.last_input.get(tp, 0.0) < self.config.silence_s:
+                    continue  # events arrived meanwhile
+                for room in self.waiting.pop(tp, set()):
+                    proc = procs.get(room)
+                    if proc is not None:
+                        proc.flush()
+                        self.store.persist(proc, tp.partition)
+                        flushed += 1
             await self._publish()
+            await self.app.producer.flush()
             if flushed:
-                log.info("flushed %d silent room(s)", len(flushed))
-
-    def _persist(self, key: bytes, state, partition: int) -> None:
-        value = encode_state(state)
-        self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
+                log.info("flushed %d room(s) of idle partitions", flushed)
 
     async def _publish(self) -> None:
         metrics, moments, dead = self.core.drain()
@@ -203,6 +337,53 @@ class RoomsRuntime:
             await self.moments_topic.send(key=m.room_id.encode(), value=_encode(m))
         for d in dead:
             await self.dead_topic.send(key=d.room_id.encode() if d.room_id else None, value=_encode(d))
+
+
+class BatchDrainConsumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer with a drain that hands ``liveroom.events`` to
+    the rooms runtime a fetched batch at a time (see the module docstring).
+    Everything else, and every other topic, is Faust's own."""
+
+    async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - runs in the worker
+        runtime: RoomsRuntime = self.app.rooms_runtime  # type: ignore[attr-defined]
+        callback = self.callback
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                await self.sleep(0)
+                if self.should_stop:
+                    break
+                batch = []
+                async for tp, message in self.getmany(timeout=1.0):
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is not None and offset < r_offset:
+                        continue
+                    if tp.topic == EVENTS:
+                        batch.append(message)
+                        set_read_offset(tp, offset)
+                        continue
+                    if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                    set_read_offset(tp, offset)
+                if batch:
+                    await runtime.process_batch(batch)
+                    ack = self.ack
+                    for message in batch:
+                        ack(message)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
 
 
 def offset_gaps(processed: dict, messages) -> list[tuple]:
@@ -252,10 +433,20 @@ def fetch_range(config: KafkaConfig, tp: TP, start: int, end: int, *, timeout_s:
         consumer.close()
 
 
+class RoomsApp(faust.App):
+    """A Faust app whose consumer drains ``liveroom.events`` in batches."""
+
+    def _new_consumer(self):
+        transport = self.transport
+        return BatchDrainConsumer(transport, callback=self.topics.on_message, loop=transport.loop,
+                                  on_partitions_revoked=self._on_partitions_revoked,
+                                  on_partitions_assigned=self._on_partitions_assigned, beacon=self.beacon)
+
+
 def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
-    """The Faust app of the streams side: one agent, one table, one timer."""
+    """The Faust app of the streams side: the events topic, two tables, one timer."""
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)  # Faust does not create datadir parents
-    app = faust.App(
+    app = RoomsApp(
         config.app_id,
         broker=[f"kafka://{h}" for h in config.bootstrap_servers.split(",")],
         broker_credentials=_credentials(config),
@@ -268,30 +459,27 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
         broker_session_timeout=config.session_timeout_s,
         broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
-        # On a rebalance, let the agent finish the events it holds (take_events
-        # buffers them unacked) before the producer is flushed and recovery reads
-        # the changelog: with False, a batch applied during recovery was lost.
+        # The bidding agent's stream: finish what it holds before a rebalance goes on.
         stream_wait_empty=True,
         web_enabled=False,
         table_cleanup_interval=3600.0,
-        # Throughput: the agent works in batches of ``batch_max``, so let the
-        # fetcher hand over several batches' worth at a time.
-        broker_max_poll_records=config.batch_max * 2,
-        stream_buffer_maxsize=config.batch_max * 4,
-        consumer_max_fetch_size=4 * 1024 * 1024,
+        # A restore reads a moved partition's changelog from the start; standby
+        # copies of other workers' rooms would double the memory of hot rooms.
+        table_standby_replicas=0,
+        broker_max_poll_records=config.batch_max,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        producer_max_request_size=8 * 1024 * 1024,
+        producer_linger_ms=5,
     )
     events = app.topic(EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                        partitions=config.partitions)
-    # Values are the msgpack bytes of RoomState: ``bytes`` makes Faust use its
-    # raw codec in the store, the changelog and recovery alike.
-    table = app.Table(STATE_TABLE, partitions=config.partitions, key_type=bytes, value_type=bytes)
-    runtime = RoomsRuntime(app, table, core_config, config)
+    app.topics.add(events)  # subscribed; its messages go to the batch drain, not to an agent
+    # Values are msgpack bytes: ``bytes`` makes Faust use its raw codec in the
+    # store, the changelog and recovery alike.
+    heads = app.Table(STATE_TABLE, partitions=config.partitions, key_type=bytes, value_type=bytes)
+    parts = app.Table(PARTS_TABLE, partitions=config.partitions, key_type=bytes, value_type=bytes)
+    runtime = RoomsRuntime(app, heads, parts, core_config, config)
     app.rooms_runtime = runtime  # type: ignore[attr-defined]
-
-    @app.agent(events, name="rooms")
-    async def rooms(stream):
-        async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
-            await runtime.process(batch)
 
     @app.on_partitions_revoked.connect
     async def finish_batch_before_rebalance(app, revoked, **kwargs):  # noqa: ARG001 (Faust's signal signature)
@@ -302,7 +490,7 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
         runtime.keep_only(assigned)
 
     @app.timer(interval=max(0.5, config.silence_s / 4))
-    async def flush_silent_rooms():
-        await runtime.flush_silent()
+    async def flush_idle_partitions():
+        await runtime.flush_idle()
 
     return app

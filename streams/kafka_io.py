@@ -2,7 +2,9 @@
 
 ``produce_session`` replays a session's events onto ``liveroom.events`` keyed by
 room, in file order (so each room's order is the recorded one), optionally paced
-at ``speed`` times real time. ``record_room`` captures one room's events back
+at ``speed`` times real time. Consecutive events of a room travel as envelopes
+(one message holding a JSON array of up to ``envelope_events`` of them; 1 sends
+one event per message): a consumer's cost is mostly per message, not per byte. ``record_room`` captures one room's events back
 into a session folder that ``liveroom replay`` accepts.
 """
 
@@ -38,9 +40,48 @@ def routing(raw: bytes) -> tuple[bytes | None, float | None]:
     return r.room_id.encode(), r.ts
 
 
+ENVELOPE_MAX_BYTES = 512 * 1024  # an envelope is sent once this full, below Kafka's 1 MB default message size
+
+
+class Envelopes:
+    """Consecutive events per room key, sent as one message per ``size`` events."""
+
+    def __init__(self, send, size: int) -> None:
+        self.send = send
+        self.size = size
+        self.pending: dict[bytes, list[bytes]] = {}
+        self.bytes: dict[bytes, int] = {}
+        self.messages = 0
+
+    def add(self, key: bytes | None, raw: bytes) -> None:
+        if key is None or self.size <= 1 or raw[:1] == b"[":
+            self._send(key, raw)  # unkeyed, single-event mode, or already an envelope: as it is
+            return
+        batch = self.pending.setdefault(key, [])
+        batch.append(raw)
+        self.bytes[key] = self.bytes.get(key, 0) + len(raw) + 1
+        if len(batch) >= self.size or self.bytes[key] >= ENVELOPE_MAX_BYTES:
+            self._flush(key)
+
+    def flush(self) -> None:
+        for key in list(self.pending):
+            self._flush(key)
+
+    def _flush(self, key: bytes) -> None:
+        batch = self.pending.pop(key)
+        self.bytes.pop(key, None)
+        self._send(key, batch[0] if len(batch) == 1 else b"[" + b",".join(batch) + b"]")
+
+    def _send(self, key: bytes | None, value: bytes) -> None:
+        self.messages += 1
+        self.send(key, value)
+
+
 def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0, topic: str = EVENTS,
-                    progress: bool = False, limits: ReadLimits = ReadLimits()) -> dict:
-    """Produce the session's campaign, then every line of its events file; returns counts.
+                    progress: bool = False, limits: ReadLimits = ReadLimits(),
+                    envelope_events: int | None = None) -> dict:
+    """Produce the session's campaign, then every line of its events file (in
+    envelopes of ``envelope_events``, default ``config.envelope_events``); returns counts.
     A line longer than ``limits.max_line_bytes`` is not produced as an event: its
     dead letter (prefix, length, sha256) goes to ``liveroom.dead-letters``."""
     from kafka import KafkaProducer
@@ -53,6 +94,8 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
         producer.send(CAMPAIGNS, key=campaign.room_id.encode(), value=msgspec.json.encode(campaign))
         producer.flush()
     reader = LineReader(session.events_path, limits)
+    envelopes = Envelopes(lambda key, value: producer.send(topic, key=key, value=value),
+                          config.envelope_events if envelope_events is None else envelope_events)
     sent = unkeyed = oversized = blank = 0
     first_ts: float | None = None
     started = time.monotonic()
@@ -75,17 +118,31 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
                         first_ts = ts
                     wait = (ts - first_ts) / speed - (time.monotonic() - started)
                     if wait > 0:
+                        envelopes.flush()  # paced: what is due goes out now
                         time.sleep(wait)
                 unkeyed += key is None
-                producer.send(topic, key=key, value=raw)
+                envelopes.add(key, raw)
                 sent += 1
             bar.update(reader.position - bar.n)
+        envelopes.flush()
         producer.flush()
     finally:
         bar.close()
         producer.close()
-    return {"sent": sent, "unkeyed": unkeyed, "oversized": oversized, "blank": blank, "file_error": reader.error,
+    return {"sent": sent, "messages": envelopes.messages, "unkeyed": unkeyed, "oversized": oversized, "blank": blank, "file_error": reader.error,
             "seconds": round(time.monotonic() - started, 3)}
+
+
+_envelope = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
+def unpack(value: bytes) -> list[bytes]:
+    """The events of a message: an envelope's elements, else the message itself
+    (kept as it is, bad or not: the core decides)."""
+    if value[:1] != b"[":
+        return [value]
+    items = decode_or_none(_envelope, value)
+    return [bytes(item) for item in items] if items is not None else [value]
 
 
 def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: str = EVENTS,
@@ -114,12 +171,13 @@ def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: st
                         last = now
                         if rec.key != key or not rec.value:
                             continue
-                        # JSON has newlines only as whitespace: one message stays one line.
-                        f.write(rec.value.replace(b"\n", b" ") + b"\n")
-                        n += 1
-                        _, ts = routing(rec.value)
-                        if ts is not None:
-                            lo, hi = min(lo, ts), max(hi, ts)
+                        for raw in unpack(rec.value):
+                            # JSON has newlines only as whitespace: one event stays one line.
+                            f.write(raw.replace(b"\n", b" ") + b"\n")
+                            n += 1
+                            _, ts = routing(raw)
+                            if ts is not None:
+                                lo, hi = min(lo, ts), max(hi, ts)
                         ended = ended or b'"room_end"' in rec.value
                 if (ended and not batch) or now - last > idle_timeout_s:
                     break

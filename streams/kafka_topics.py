@@ -38,7 +38,9 @@ class KafkaConfig:
     data_dir: str = "./.liveroom-data"
     batch_max: int = 2000
     batch_within_s: float = 0.25
-    silence_s: float = 30.0  # a room with no events for this long (wall clock) is flushed
+    silence_s: float = 30.0  # a partition with no new events for this long (wall clock) and no backlog: flushed
+    quiet_s: float = 30.0  # a room's ticks close once its partition's event time is this far past them
+    envelope_events: int = 100  # events per message when replaying a session onto Kafka (1: one per message)
     session_timeout_s: float = 30.0
     connect_timeout_s: float = 10.0  # an unreachable cluster is reported after this long
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL

@@ -23,6 +23,28 @@ default: the rate window at 5 s ticks, so the per-minute rates reach zero), then
 none until the room's next event. Once the gap is longer than the rate window and
 the surge baseline, further empty ticks change nothing in the state, so they are
 skipped outright: the cost of a gap is bounded, whatever its length.
+
+Who makes an event late. Only the room's own clock: an event is ``late`` when
+the room's own newest event time had already closed its tick. Ticks can also be
+closed by something else: the end of the input, a Kafka partition whose event
+time has moved on while this room was quiet, or a partition gone idle (see
+``streams/kafka_app.py``). Such a close publishes the tick without waiting, and
+the tick *reopens*: an event for it that comes afterwards is counted in the
+room's first open tick (its totals are exact; only the per-tick rates place it
+one tick later). Reopening reaches back as far as event ids are remembered, so a
+re-delivered copy is still recognised as a duplicate and never counted twice.
+
+Memory of event ids. Ids are kept for the ticks still open and for
+``dedup_horizon_s`` of closed ticks, at most ``max_dedup_ids`` ids per room.
+Past the cap the oldest closed ticks are forgotten first; a copy of a forgotten
+id can only belong to a tick that is closed, so it is refused as ``late`` (a dead
+letter), never counted twice. The ids of open ticks are never dropped: their
+events are held anyway, and grace bounds them.
+
+Changes, for stores that write in parts. A processor given a
+:class:`~streams.room_parts.Journal` reports what it changed (events buffered,
+ticks closed, ids remembered and forgotten, viewers in and out), so the Kafka
+runtime writes each change once instead of the room's whole state.
 """
 
 from __future__ import annotations
@@ -41,6 +63,9 @@ from .windows import closable_until, tick_end, ticks_per
 ORGANIC = N_KINDS
 PAID = N_KINDS + 1
 VECTOR_LEN = N_KINDS + 2
+
+# A viewer's presence, as a store that writes in parts records it.
+ABSENT, VIEWER, PAID_VIEWER = 0, 1, 2
 
 DUPLICATE = "duplicate"
 LATE = "late"
@@ -76,6 +101,10 @@ class RoomState(msgspec.Struct, kw_only=True):
     covered_total: float = 0.0  # cumulative spend under decisions <= covered_seq
     paid: set[str] = msgspec.field(default_factory=set)  # online viewers who entered as paid
     paid_totals: list[int] = msgspec.field(default_factory=lambda: [0] * N_KINDS)  # their interactions, by kind
+    recall_from: int | None = None  # ids of closed ticks below this one are forgotten
+    # kept by stores that write in parts (streams/room_parts.py): persist count, and stored segments per open tick
+    gen: int = 0
+    segments: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 class Outputs:
@@ -96,18 +125,20 @@ class Outputs:
 class RoomProcessor:
     """Runs one room's :class:`RoomState` forward. Cheap to build around a stored state."""
 
-    __slots__ = ("config", "state", "out", "_tick", "_grace", "_window", "_horizon", "_max_future", "_surge",
-                 "_close_at", "_seen", "_buckets", "_settled")
+    __slots__ = ("config", "state", "out", "journal", "_tick", "_grace", "_window", "_horizon", "_max_future",
+                 "_surge", "_close_at", "_seen", "_buckets", "_settled", "_max_ids")
 
-    def __init__(self, config: CoreConfig, state: RoomState, out: Outputs) -> None:
+    def __init__(self, config: CoreConfig, state: RoomState, out: Outputs, journal=None) -> None:
         self.config = config
         self.state = state
         self.out = out
+        self.journal = journal  # a streams.room_parts.Journal, or None
         self._tick = config.tick_s
         self._grace = config.grace_s
         self._window = ticks_per(config.rate_window_s, config.tick_s)
         self._horizon = ticks_per(config.dedup_horizon_s, config.tick_s)
         self._max_future = config.max_future_s
+        self._max_ids = config.max_dedup_ids
         self._seen = state.seen
         self._buckets = state.buckets
         self._surge = SurgeDetector(config.surge, tick_s=config.tick_s, state=state.surge)
@@ -128,10 +159,15 @@ class RoomProcessor:
         ts = event.ts
         idx = int(ts // self._tick)  # tick_index, inlined: this is the per-event hot path
         if st.next_tick is not None and idx < st.next_tick:
-            return LATE
+            if idx < closable_until(st.max_ts, self._grace, self._tick) or (
+                    st.recall_from is not None and idx < st.recall_from):
+                return LATE  # the room's own clock closed it (or its ids are forgotten)
+            idx = st.next_tick  # closed by something else: reopened, counted in the first open tick
         if ts > st.max_ts + self._max_future and st.max_ts > 0.0:
             return TS_JUMP
         seen.add(eid)
+        if self.journal is not None:
+            self.journal.buffered(idx, event)
         bucket = self._buckets.get(idx)
         if bucket is None:
             self._buckets[idx] = [event]
@@ -147,13 +183,30 @@ class RoomProcessor:
 
     def flush(self) -> None:
         """Close every buffered tick now (end of input, or a room gone silent)
-        and end an open surge. Later events for those ticks count as late."""
+        and end an open surge. Events that come later for those ticks reopen them
+        (see the module docstring)."""
         st = self.state
         if st.buckets:
             self._close_until(max(st.buckets) + 1)
         moment = self._surge.post_process(st.room_id)
         if moment is not None:
             self.out.moments.append(moment)
+
+    def close_through(self, ts: float) -> bool:
+        """Close the buffered ticks whose end plus grace lies at or before event
+        time ``ts`` (another clock than the room's own: its Kafka partition's).
+        Never closes past the newest buffered tick, so no empty tick is published
+        that the room's own next event would not publish too. Returns whether
+        anything closed."""
+        st = self.state
+        if not st.buckets:
+            return False
+        stop = min(closable_until(ts, self._grace, self._tick), max(st.buckets) + 1)
+        start = st.next_tick if st.next_tick is not None else min(st.buckets)
+        if stop <= start:
+            return False
+        self._close_until(stop)
+        return True
 
     # -- internals -------------------------------------------------------
 
@@ -189,15 +242,21 @@ class RoomProcessor:
         st = self.state
         vec = [0] * VECTOR_LEN
         bucket = st.buckets.pop(idx, None)
+        journal = self.journal
         if bucket:
             st.quiet = 0
             if len(bucket) > 1:
                 bucket.sort(key=_apply_order)
             self._apply(bucket, vec)
-            st.seen_log.append((idx, [e.event_id for e in bucket]))
+            ids = [e.event_id for e in bucket]
+            st.seen_log.append((idx, ids))
+            if journal is not None:
+                journal.closed(idx, ids)
         else:
             st.quiet += 1
         self._forget_before(idx - self._horizon)
+        if len(st.seen) > self._max_ids:
+            self._forget_oldest()
         online = len(st.online)
         if online > st.peak_online:
             st.peak_online = online
@@ -222,13 +281,31 @@ class RoomProcessor:
         st = self.state
         log = st.seen_log
         while log and log[0][0] < idx:
-            for eid in log.pop(0)[1]:
-                st.seen.discard(eid)
+            self._forget_first()
+        if st.recall_from is None or idx > st.recall_from:
+            st.recall_from = idx
+
+    def _forget_oldest(self) -> None:
+        """Over ``max_dedup_ids``: forget closed ticks' ids, oldest first (see the module docstring)."""
+        st = self.state
+        while len(st.seen) > self._max_ids and st.seen_log:
+            st.recall_from = st.seen_log[0][0] + 1
+            self._forget_first()
+
+    def _forget_first(self) -> None:
+        st = self.state
+        tick, ids = st.seen_log.pop(0)
+        discard = st.seen.discard
+        for eid in ids:
+            discard(eid)
+        if self.journal is not None:
+            self.journal.forgot(tick)
 
     def _apply(self, events: list[AnyEvent], vec: list[int]) -> None:
         st = self.state
         online = st.online
         paid = st.paid
+        journal = self.journal
         for ev in events:
             cls = type(ev)
             k = cls.kind_index
@@ -249,7 +326,11 @@ class RoomProcessor:
                         vec[PAID] += 1
                     else:
                         vec[ORGANIC] += 1
+                    if journal is not None:
+                        journal.presence(ev.user_id, PAID_VIEWER if ev.source == "paid" else VIEWER, ABSENT)
             elif cls is Leave:
+                if journal is not None and ev.user_id in online:
+                    journal.presence(ev.user_id, ABSENT, PAID_VIEWER if ev.user_id in paid else VIEWER)
                 online.discard(ev.user_id)
                 paid.discard(ev.user_id)
             elif cls is Spend:
@@ -268,6 +349,9 @@ class RoomProcessor:
                 # The broadcast is over: nobody is watching any more.
                 st.live = False
                 st.ended_at = ev.ts
+                if journal is not None:
+                    for user in online:
+                        journal.presence(user, ABSENT, PAID_VIEWER if user in paid else VIEWER)
                 online.clear()
                 paid.clear()
 
