@@ -276,3 +276,44 @@ def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, room
     }
     (folder / "labels.json").write_bytes(msgspec.json.format(msgspec.json.encode(labels), indent=2) + b"\n")
     return folder
+
+
+def hot_room_session(out: str | Path, *, viewers: int = 200_000, events_per_s: float = 10_000.0,
+                     interactions_per_viewer: float = 0.25, leave_share: float = 0.05, seed: int = 0,
+                     room_id: str = "hot-001", start: float = DEFAULT_START) -> Path:
+    """A session of one hot room: ``viewers`` distinct viewers enter (``leave_share``
+    of them leave again) while the others like and comment, at ``events_per_s`` of
+    event time; no room end, so the room is still full when the input stops.
+    Written uncompressed, in time order; returns the folder."""
+    if viewers < 1 or events_per_s <= 0:
+        raise ValueError("viewers must be >= 1 and events_per_s > 0")
+    rng = np.random.default_rng(seed)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    enc = msgspec.json.Encoder()
+    leaves = int(viewers * leave_share)
+    interactions = int(viewers * interactions_per_viewer)
+    total = viewers + leaves + interactions
+    kinds = np.concatenate([np.zeros(viewers, np.int8), np.ones(leaves, np.int8), np.full(interactions, 2, np.int8)])
+    rng.shuffle(kinds)
+    step = 1.0 / events_per_s
+    entered = left = 0
+    with open(folder / "events.jsonl", "wb") as f:
+        f.write(enc.encode({"event_id": "start", "room_id": room_id, "ts": start, "type": "room_start"}) + b"\n")
+        for i, kind in enumerate(kinds):
+            ts = round(start + (i + 1) * step, 4)
+            if kind == 1 and left < entered // 2:
+                user, event = f"v{left}", {"type": "leave"}  # the earliest half of the audience drifts off
+                left += 1
+            elif kind == 2 and entered:
+                user = f"v{int(rng.integers(left, entered)) if entered > left else 0}"
+                event = ({"type": "like", "count": int(rng.integers(1, 5))} if rng.random() < 0.7
+                         else {"type": "comment"})
+            else:
+                user, event = f"v{entered}", {"type": "enter", "source": "paid" if rng.random() < 0.1 else "organic"}
+                entered += 1
+            f.write(enc.encode({"event_id": f"h{i}", "room_id": room_id, "ts": ts, "user_id": user, **event}) + b"\n")
+    info = SessionInfo(room_id=room_id, title=f"hot room, {viewers} viewers at {events_per_s:g} events/s",
+                       start=start, end=round(start + (total + 1) * step, 4), files=SessionFiles(events="events.jsonl"))
+    (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+    return folder

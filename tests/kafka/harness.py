@@ -126,3 +126,37 @@ def by_room_and_tick(metrics) -> dict:
     for m in metrics:
         out[m.room_id][m.ts] = m
     return out
+
+
+class CpuBurner:
+    """Busy processes, one per core by default: the loaded machine production
+    runs on (a broker restart or a SIGKILL must not cost events there either)."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.n = processes or os.cpu_count() or 2
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "CpuBurner":
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait(10)
+
+
+def committed_all(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed every partition of ``topic`` to its end."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        done = admin.list_group_offsets(group)
+        return all(done.get(tp) is not None and done[tp].offset >= ends[tp] for tp in parts)
+    finally:
+        consumer.close()
+        admin.close()

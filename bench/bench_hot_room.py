@@ -1,0 +1,145 @@
+"""One hot room on a real broker: 1M viewers online, 10k events/s offered.
+
+Starts a broker (scripts/kafka.sh) and one ``liveroom worker``, then offers a
+synthetic hot room (``streams.synth.hot_room_session``: 1M distinct viewers
+entering, 5% leaving, likes and comments) in real time, in envelopes. Samples
+the consumer lag (events produced minus events committed) every half second.
+Prints: events/s offered and processed, the worst lag and the lag once the
+input ends, changelog bytes per event (keys and values of both state
+changelogs, read back), the worker's peak RSS, and the ratio processed/offered
+(the limit: what was offered, in the same run). Asserts nothing.
+
+    python bench/bench_hot_room.py [--viewers 1000000 --rate 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streams.kafka_io import produce_session  # noqa: E402
+from streams.kafka_topics import EVENTS, KafkaConfig, create_topics  # noqa: E402
+from streams.session import open_session  # noqa: E402
+from streams.synth import hot_room_session  # noqa: E402
+
+CHANGELOGS = ("bench-room-state-changelog", "bench-room-parts-changelog")
+
+
+def offsets(bootstrap: str, group: str) -> tuple[int, int]:
+    """(end offsets summed, committed offsets summed) of the events topic."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(EVENTS, p) for p in consumer.partitions_for_topic(EVENTS) or ()]
+        end = sum(consumer.end_offsets(parts).values())
+        done = admin.list_group_offsets(group)
+        return end, sum(m.offset for tp, m in done.items() if tp.topic == EVENTS and m.offset > 0)
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def topic_bytes(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+                             enable_auto_commit=False, fetch_max_bytes=64 << 20)
+    total, last = 0, time.monotonic()
+    try:
+        while time.monotonic() - last < 5:
+            for records in consumer.poll(timeout_ms=1000, max_records=100_000).values():
+                total += sum(len(r.key or b"") + len(r.value or b"") for r in records)
+                last = time.monotonic()
+    finally:
+        consumer.close()
+    return total
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--viewers", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=float, default=10_000.0, help="events/s offered")
+    ap.add_argument("--partitions", type=int, default=4)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        session = open_session(hot_room_session(tmp / "hot", viewers=args.viewers, events_per_s=args.rate))
+        bootstrap = subprocess.run([str(REPO / "scripts" / "kafka.sh"), "start", str(tmp / "broker")], check=True,
+                                   capture_output=True, text=True).stdout.split()[-1]
+        worker = None
+        try:
+            config = KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions)
+            create_topics(config)
+            env = {**os.environ, "LIVEROOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LIVEROOM_KAFKA_APP_ID": "bench",
+                   "LIVEROOM_KAFKA_PARTITIONS": str(args.partitions), "LIVEROOM_KAFKA_DATA_DIR": str(tmp / "data")}
+            log = tmp / "worker.log"
+            worker = subprocess.Popen([sys.executable, "-m", "liveroom.cli", "worker", "--loglevel", "warning"],
+                                      env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+            time.sleep(15)  # the worker joins its group before the room opens
+            produced: dict = {}
+            offered_at = time.perf_counter()
+            thread = threading.Thread(target=lambda: produced.update(produce_session(session, config, speed=1.0)))
+            thread.start()
+            worst = 0
+            while thread.is_alive():
+                end, done = offsets(bootstrap, "bench")
+                worst = max(worst, end - done)
+                if worker.poll() is not None:
+                    raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+            offered_s = time.perf_counter() - offered_at
+            end, done = offsets(bootstrap, "bench")
+            lag_at_end = end - done
+            while done < end:
+                if worker.poll() is not None:
+                    raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+                end, done = offsets(bootstrap, "bench")
+            processed_s = time.perf_counter() - offered_at
+            rss = peak_rss_mb(worker.pid)
+            events, messages = produced["sent"], produced["messages"]
+            changelog = sum(topic_bytes(bootstrap, t) for t in CHANGELOGS)
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(60)
+            subprocess.run([str(REPO / "scripts" / "kafka.sh"), "stop", str(tmp / "broker")], check=False,
+                           capture_output=True)
+    per_message = events / messages
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"broker, worker and producer share it")
+    print(f"hot room: {args.viewers:,} viewers, {events:,} events in {messages:,} messages "
+          f"({per_message:.1f} per message), offered at {args.rate:,.0f} events/s")
+    print(f"offered:   {events / offered_s:10,.0f} events/s over {offered_s:.1f} s")
+    print(f"processed: {events / processed_s:10,.0f} events/s (all committed {processed_s - offered_s:.1f} s "
+          f"after the last was offered)")
+    print(f"lag: worst {worst:,} messages (~{worst * per_message / args.rate:.1f} s of input), "
+          f"{lag_at_end:,} when the input ended")
+    print(f"changelog: {changelog:,} bytes, {changelog / events:.0f} bytes/event (goal <= 200: "
+          f"{'met' if changelog / events <= 200 else 'NOT met'})")
+    print(f"worker peak RSS: {rss:,.0f} MB")
+    print(f"ratio processed/offered: {processed_s and (events / processed_s) / (events / offered_s):.2f} "
+          f"(1.00: kept up)")
+
+
+if __name__ == "__main__":
+    main()
