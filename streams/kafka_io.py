@@ -41,6 +41,7 @@ def routing(raw: bytes) -> tuple[bytes | None, float | None]:
 
 
 ENVELOPE_MAX_BYTES = 512 * 1024  # an envelope is sent once this full, below Kafka's 1 MB default message size
+ENVELOPE_LINGER_S = 0.05  # paced: an event waits at most this long for others of its room
 
 
 class Envelopes:
@@ -98,7 +99,7 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
                           config.envelope_events if envelope_events is None else envelope_events)
     sent = unkeyed = oversized = blank = 0
     first_ts: float | None = None
-    started = time.monotonic()
+    started = flushed_at = time.monotonic()
     bar = tqdm(total=reader.size, unit="B", unit_scale=True, disable=not progress, leave=False)
     try:
         for lines in reader.chunks():
@@ -117,9 +118,12 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
                     if first_ts is None:
                         first_ts = ts
                     wait = (ts - first_ts) / speed - (time.monotonic() - started)
-                    if wait > 0:
-                        envelopes.flush()  # paced: what is due goes out now
-                        time.sleep(wait)
+                    while wait > 0:
+                        if time.monotonic() - flushed_at >= ENVELOPE_LINGER_S:
+                            envelopes.flush()  # paced: what waited long enough goes out
+                            flushed_at = time.monotonic()
+                        time.sleep(min(wait, ENVELOPE_LINGER_S))
+                        wait = (ts - first_ts) / speed - (time.monotonic() - started)
                 unkeyed += key is None
                 envelopes.add(key, raw)
                 sent += 1
