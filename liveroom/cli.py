@@ -120,7 +120,11 @@ def worker(bootstrap: str | None, loglevel: str) -> None:
     app = create_app(config, settings.core_config())
     add_bidding(app, config, strategy=settings.bidding_strategy, tick_s=settings.tick_s,
                 dead_letter_max_raw=settings.dead_letter_max_raw)
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    runner = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's terminal spinner sets the root logger to DEBUG below loglevel info, so
+    # every library's debug call (aiokafka: one per message sent) builds a record.
+    runner.spinner = None
+    runner.execute_from_commandline()
 
 
 @main.command()
