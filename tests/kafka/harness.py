@@ -145,18 +145,3 @@ class CpuBurner:
             p.kill()
             p.wait(10)
 
-
-def committed_all(bootstrap: str, group: str, topic: str) -> bool:
-    """Whether ``group`` has committed every partition of ``topic`` to its end."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(parts)
-        done = admin.list_group_offsets(group)
-        return all(done.get(tp) is not None and done[tp].offset >= ends[tp] for tp in parts)
-    finally:
-        consumer.close()
-        admin.close()
