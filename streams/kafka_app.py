@@ -178,15 +178,22 @@ class RoomsRuntime:
         self.events_in = 0
         self._logged = time.monotonic()
 
-    async def process_batch(self, messages: list) -> None:
+    async def process_batch(self, messages: list) -> list:
         """One fetched batch of ``liveroom.events``: process, persist, publish,
-        flush; the caller acks the messages afterwards. Shielded: once begun, a
-        batch is finished even if the fetcher is cancelled by a rebalance."""
-        await asyncio.shield(self._process(messages))
+        flush; returns the messages processed, for the caller to ack. Shielded:
+        once begun, a batch is finished even if the fetcher is cancelled by a
+        rebalance."""
+        return await asyncio.shield(self._process(messages))
 
-    async def _process(self, messages: list) -> None:
+    async def _process(self, messages: list) -> list:
         async with self.lock:
             core = self.core
+            # A batch fetched before a rebalance may hold partitions that have moved
+            # since: another worker owns their rooms now, and must be the only writer.
+            assigned = self.app.consumer.assignment()
+            if any(m.tp not in assigned for m in messages):
+                messages = [m for m in messages if m.tp in assigned]
+            received = messages
             gaps = offset_gaps(self.offsets, messages)
             if gaps:
                 messages = await self._fill(messages, gaps)
@@ -231,6 +238,7 @@ class RoomsRuntime:
         if now - self._logged > 30:
             self._logged = now
             log.info("rooms agent: %s", core.accounting())
+        return received
 
     def _close_quiet_rooms(self, tp, closed: set) -> None:
         """Close the ticks the partition's event time has passed by ``quiet_s``;
@@ -379,9 +387,8 @@ class BatchDrainConsumer(AIOKafkaConsumer):
                     await self.wait_first(callback(message), self.suspend_flow.wait())
                     set_read_offset(tp, offset)
                 if batch:
-                    await runtime.process_batch(batch)
                     ack = self.ack
-                    for message in batch:
+                    for message in await runtime.process_batch(batch):
                         ack(message)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
