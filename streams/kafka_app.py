@@ -233,8 +233,7 @@ class RoomsRuntime:
                 touched.setdefault(room, TP(EVENTS, self.store.partition_of[room]))
             for room, tp in touched.items():
                 self.store.persist(procs[room], tp.partition)
-            await self._publish()
-            await self.app.producer.flush()  # durable before the messages are acked
+            await self._publish()  # durable before the messages are acked
         if now - self._logged > 30:
             self._logged = now
             log.info("rooms agent: %s", core.accounting())
@@ -334,25 +333,36 @@ class RoomsRuntime:
                         self.store.persist(proc, tp.partition)
                         flushed += 1
             await self._publish()
-            await self.app.producer.flush()
             if flushed:
                 log.info("flushed %d room(s) of idle partitions", flushed)
 
     async def _publish(self) -> None:
         """Send the queued changelog records, then the core's outputs, straight to
-        the producer (one partition's records keep their order)."""
+        the producer (one partition's records keep their order), flush, and check
+        that every record was written: a batch whose writes failed must not be
+        acked, or its offsets would be committed past events whose state is lost
+        (the worker stops instead, and its successor redoes the batch)."""
         send = self.app.producer.send
+        sent = []
         outbox, self.store.outbox = self.store.outbox, []
         for topic, partition, key, value in outbox:
-            await send(topic, key, value, partition, None, None)
+            sent.append(await send(topic, key, value, partition, None, None))
         metrics, moments, dead = self.core.drain()
         for m in metrics:
-            await send(ROOM_METRICS, m.room_id.encode(), _encode(m), None, None, None)
+            sent.append(await send(ROOM_METRICS, m.room_id.encode(), _encode(m), None, None, None))
         for m in moments:
-            await send(MOMENTS, m.room_id.encode(), _encode(m), None, None, None)
+            sent.append(await send(MOMENTS, m.room_id.encode(), _encode(m), None, None, None))
         for d in dead:
-            await send(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d), None, None, None)
-
+            sent.append(await send(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d), None, None,
+                                   None))
+        await self.app.producer.flush()
+        for future in sent:
+            try:
+                await future
+            except Exception as exc:
+                log.error("rooms agent: a state or output record was not written (%r); stopping before the batch "
+                          "is acknowledged", exc)
+                raise
 
 class BatchDrainConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer with a drain that hands ``liveroom.events`` to

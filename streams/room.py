@@ -299,7 +299,7 @@ class RoomProcessor:
         for eid in ids:
             discard(eid)
         if self.journal is not None:
-            self.journal.forgot(tick)
+            self.journal.forgot(tick, ids)
 
     def _apply(self, events: list[AnyEvent], vec: list[int]) -> None:
         st = self.state

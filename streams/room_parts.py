@@ -12,10 +12,15 @@ The parts, each its own key (keys and values are msgpack):
   surge, clocks, ``gen`` and ``segments``); a few KB at most.
 * ``("P", room, user)``: a viewer online, ``(gen, new, old)`` presence
   (:data:`~streams.room.VIEWER` or :data:`~streams.room.PAID_VIEWER`).
-* ``("B", room, tick, n)``: the events one persist buffered in an open tick,
+* ``("B", room, tick, n)``: events a persist buffered in an open tick,
   ``(gen, [event, ...])``; ``segments[tick]`` in the head counts them.
-* ``("D", room, tick)``: the event ids of a closed tick, ``(gen, [id, ...])``,
+* ``("D", room, tick, n)``: the event ids of a closed tick, ``(gen, [id, ...])``,
   while the dedup memory holds them.
+
+No record outgrows Kafka's message size (1 MB by default): buffered events are
+cut into segments of at most ``SEGMENT_EVENTS`` events and ``CHUNK_BYTES``
+encoded, a tick's ids into chunks of at most ``CHUNK_BYTES`` (a hot room buffers
+tens of thousands of events per tick).
 
 Writes go in one order per persist: new parts, then the head, then tombstones
 (a closed tick's segments, a forgotten tick's ids, a viewer who left). Kafka
@@ -45,6 +50,8 @@ from .events import AnyEvent
 from .room import ABSENT, PAID_VIEWER, RoomState
 
 _encode = msgspec.msgpack.Encoder().encode
+SEGMENT_EVENTS = 500
+CHUNK_BYTES = 256 * 1024
 _events = msgspec.msgpack.Decoder(tuple[int, list[AnyEvent]]).decode
 _ids = msgspec.msgpack.Decoder(tuple[int, list[str]]).decode
 _presence = msgspec.msgpack.Decoder(tuple[int, int, int]).decode
@@ -61,7 +68,7 @@ class Journal:
     def __init__(self) -> None:
         self.added: dict[int, list] = {}  # tick -> events buffered in it
         self.closed_ids: dict[int, list[str]] = {}  # tick closed -> its event ids
-        self.forgotten: set[int] = set()  # ticks whose ids were forgotten
+        self.forgotten: dict[int, list[str]] = {}  # ticks whose ids were forgotten -> those ids
         self.users: dict[str, tuple[int, int]] = {}  # viewer -> (presence now, presence at the last persist)
 
     def buffered(self, tick: int, event) -> None:
@@ -74,8 +81,8 @@ class Journal:
     def closed(self, tick: int, ids: list[str]) -> None:
         self.closed_ids[tick] = ids
 
-    def forgot(self, tick: int) -> None:
-        self.forgotten.add(tick)
+    def forgot(self, tick: int, ids: list[str]) -> None:
+        self.forgotten[tick] = ids
 
     def presence(self, user: str, new: int, old: int) -> None:
         before = self.users.get(user)
@@ -90,8 +97,39 @@ def segment_key(room: str, tick: int, n: int) -> bytes:
     return _encode(("B", room, tick, n))
 
 
-def ids_key(room: str, tick: int) -> bytes:
-    return _encode(("D", room, tick))
+def ids_key(room: str, tick: int, n: int) -> bytes:
+    return _encode(("D", room, tick, n))
+
+
+def id_chunks(ids: list[str]) -> list[list[str]]:
+    """A closed tick's ids cut into records of at most ``CHUNK_BYTES`` (about):
+    a pure function of the ids, so forgetting them finds the same keys."""
+    chunks: list[list[str]] = []
+    start = size = 0
+    for i, eid in enumerate(ids):
+        size += len(eid) + 5
+        if size > CHUNK_BYTES and i > start:
+            chunks.append(ids[start:i])
+            start, size = i, len(eid) + 5
+    chunks.append(ids[start:])
+    return chunks
+
+
+def _segments(gen: int, events: list) -> list[bytes]:
+    """Buffered events as record values of at most ``SEGMENT_EVENTS`` events and
+    about ``CHUNK_BYTES`` each (a long run of large events is halved until it fits)."""
+    out = []
+    for i in range(0, len(events), SEGMENT_EVENTS):
+        pending = [events[i:i + SEGMENT_EVENTS]]
+        while pending:
+            chunk = pending.pop(0)
+            value = _encode((gen, chunk))
+            if len(value) > CHUNK_BYTES and len(chunk) > 1:
+                half = len(chunk) // 2
+                pending[:0] = [chunk[:half], chunk[half:]]
+                continue
+            out.append(value)
+    return out
 
 
 def room_of(part_key: bytes) -> tuple[str, str] | None:
@@ -119,16 +157,20 @@ def split(state: RoomState, journal: Journal) -> tuple[list[Record], bytes, list
         if tick in journal.closed_ids:
             continue  # buffered and closed between two persists: never stored
         n = segments.get(tick, 0)
-        parts.append((segment_key(room, tick, n), _encode((gen, events))))
-        segments[tick] = n + 1
+        for value in _segments(gen, events):
+            parts.append((segment_key(room, tick, n), value))
+            n += 1
+        segments[tick] = n
     for tick, ids in journal.closed_ids.items():
         for n in range(segments.pop(tick, 0)):
             tombstones.append((segment_key(room, tick, n), None))
         if tick not in journal.forgotten:
-            parts.append((ids_key(room, tick), _encode((gen, ids))))
-    for tick in journal.forgotten:
+            for n, chunk in enumerate(id_chunks(ids)):
+                parts.append((ids_key(room, tick, n), _encode((gen, chunk))))
+    for tick, ids in journal.forgotten.items():
         if tick not in journal.closed_ids:
-            tombstones.append((ids_key(room, tick), None))
+            for n in range(len(id_chunks(ids))):
+                tombstones.append((ids_key(room, tick, n), None))
     for user, (new, old) in journal.users.items():
         if new == old:
             continue  # in and out again between two persists
@@ -165,15 +207,18 @@ def assemble(head: bytes, lookup: Callable[[bytes], "bytes | None"],
         state.seen.update(e.event_id for e in events)
     if state.recall_from is not None and state.next_tick is not None:
         for tick in range(state.recall_from, state.next_tick):
-            value = lookup(ids_key(room, tick))
-            if value is None:
-                continue
-            written, ids = _ids(value)
-            if written > gen:
-                repairs.append((ids_key(room, tick), None))
-                continue
-            state.seen_log.append((tick, ids))
-            state.seen.update(ids)
+            ids: list[str] = []
+            n = 0
+            while (value := lookup(ids_key(room, tick, n))) is not None:
+                written, chunk = _ids(value)
+                if written > gen:
+                    repairs.append((ids_key(room, tick, n), None))
+                else:
+                    ids.extend(chunk)
+                n += 1
+            if ids:
+                state.seen_log.append((tick, ids))
+                state.seen.update(ids)
     for user, value in viewers:
         written, new, old = _presence(value)
         now = new if written <= gen else old

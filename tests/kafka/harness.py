@@ -145,3 +145,15 @@ class CpuBurner:
             p.kill()
             p.wait(10)
 
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Partition -> committed offset of ``group`` on ``topic`` (absent: none committed)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})  # kafka-python 3.x name and shape
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+    finally:
+        admin.close()

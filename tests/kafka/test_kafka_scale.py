@@ -92,3 +92,34 @@ def test_broker_restart_under_a_cpu_burner_loses_nothing(broker, synth_factory, 
     latest = latest_per_room(got)
     for room, totals in summary["rooms"].items():
         assert _totals(latest[room]) == _summary_totals(totals), room
+
+
+def test_a_batch_whose_state_write_fails_is_never_committed(broker, tmp_path):
+    """The whole-state design committed a batch's offsets even when its state
+    write failed (too large), so each restart moved the partition on by losing
+    events. Here the parts changelog refuses records over 300 bytes: the worker
+    says so and stops, and no offset of that batch is committed."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from .harness import committed_offsets
+
+    config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
+    create_topics(config)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("liveroom-room-parts-changelog", 4, 1,
+                                  topic_configs={"cleanup.policy": "compact", "max.message.bytes": "300"})])
+    admin.close()
+    worker = Worker(broker.bootstrap, tmp_path, "w").start()
+    try:
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        events = b"[" + b",".join(
+            b'{"event_id":"e%d","room_id":"r1","ts":%d,"type":"comment","user_id":"u"}' % (i, 1_780_000_000 + i)
+            for i in range(50)) + b"]"
+        producer.send("liveroom.events", key=b"r1", value=events).get(30)
+        producer.close()
+        wait_for(lambda: "was not written" in worker.log(), 60, "the failed write reported")
+        time.sleep(8)  # several commit intervals
+        assert sum(committed_offsets(broker.bootstrap, "liveroom", "liveroom.events").values()) == 0
+    finally:
+        worker.stop()

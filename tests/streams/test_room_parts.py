@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from streams.events import N_KINDS
-from streams.room_parts import assemble, room_of, split
+from streams import room_parts
+from streams.room_parts import CHUNK_BYTES, assemble, room_of, split
 
 from .helpers import T0, ev
 
@@ -132,6 +133,16 @@ def run_batches(batches, *, crash_at: int | None = None, keep: int = 0, config=C
 @settings(max_examples=300, deadline=None)
 @given(sessions(), st.data())
 def test_a_restore_from_any_prefix_of_a_persist_continues_exactly(batches, data):
+    # tiny records, so that segments and id lists are cut into several
+    sizes = room_parts.SEGMENT_EVENTS, room_parts.CHUNK_BYTES
+    room_parts.SEGMENT_EVENTS, room_parts.CHUNK_BYTES = data.draw(st.sampled_from([(500, 256 * 1024), (2, 12)]))
+    try:
+        _restore_from_any_prefix(batches, data)
+    finally:
+        room_parts.SEGMENT_EVENTS, room_parts.CHUNK_BYTES = sizes
+
+
+def _restore_from_any_prefix(batches, data):
     want_core, want_store, want_snaps = run_batches(batches)
     crash_at = data.draw(st.integers(0, len(batches) - 1))
     core_ref, _, _ = run_batches(batches[: crash_at + 1])
@@ -215,3 +226,21 @@ def test_dedup_memory_is_capped_and_copies_past_it_are_late_not_counted():
     assert st_.totals[1] + sum(st_.totals) >= 0
     core.flush()
     assert sum(m.interactions_total["like"] for m in core.drain()[0][-1:]) == 200
+
+
+def test_no_record_outgrows_a_kafka_message_in_a_hot_tick():
+    """50,000 events with 100-byte ids in one tick: segments and id lists are cut
+    below Kafka's 1 MB default message size, and the room restores whole."""
+    core = StreamCore(CFG, journal=True)
+    core.feed_many([ev(f"{i:0>100}", T0 + i * 0.00005, "like", user_id=f"v{i}", count=1) for i in range(50_000)], 1)
+    proc = core.processors["r1"]
+    store = ChangelogStore()
+    buffered = records_of(proc)
+    store.write(buffered)
+    core.feed_many([ev("later", T0 + 30, "comment", user_id="v1")], 1)  # closes the tick: its ids are written
+    closed = records_of(proc)
+    store.write(closed)
+    assert max(len(v or b"") for _, _, v in buffered + closed) <= CHUNK_BYTES + 1024
+    assert sum(1 for _, k, _ in closed if room_of(k) == ("D", "r1")) > 1
+    state, repairs = store.restore("r1")
+    assert repairs == [] and state.seen == proc.state.seen and len(state.seen) == 50_001
