@@ -119,7 +119,8 @@ def test_a_batch_whose_state_write_fails_is_never_committed(broker, tmp_path):
         producer.send("liveroom.events", key=b"r1", value=events).get(30)
         producer.close()
         wait_for(lambda: "was not written" in worker.log(), 60, "the failed write reported")
-        time.sleep(8)  # several commit intervals
+        wait_for(lambda: worker.proc.poll() is not None, 60, "the worker stopped (for its supervisor to restart)")
+        time.sleep(3)
         assert sum(committed_offsets(broker.bootstrap, "liveroom", "liveroom.events").values()) == 0
     finally:
         worker.stop()
