@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.kafka_runs import fresh_broker, worker_process  # noqa: E402
 from streams.kafka_io import produce_session  # noqa: E402
 from streams.kafka_topics import EVENTS, ROOM_METRICS, KafkaConfig, create_topics  # noqa: E402
 from streams.session import open_session  # noqa: E402
@@ -106,53 +106,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         session = open_session(hot_room_session(tmp / "hot", viewers=args.viewers, events_per_s=args.rate))
-        bootstrap = subprocess.run([str(REPO / "scripts" / "kafka.sh"), "start", str(tmp / "broker")], check=True,
-                                   capture_output=True, text=True).stdout.split()[-1]
-        worker = None
-        try:
+        with fresh_broker(tmp / "broker") as bootstrap:
             config = KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions)
             create_topics(config)
-            env = {**os.environ, "LIVEROOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LIVEROOM_KAFKA_APP_ID": "bench",
-                   "LIVEROOM_KAFKA_PARTITIONS": str(args.partitions), "LIVEROOM_KAFKA_DATA_DIR": str(tmp / "data")}
-            log = tmp / "worker.log"
-            worker = subprocess.Popen([sys.executable, "-m", "liveroom.cli", "worker", "--loglevel", "warning"],
-                                      env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-            time.sleep(15)  # the worker joins its group before the room opens
-            produced: dict = {}
-            offered_at = time.perf_counter()
-            thread = threading.Thread(target=lambda: produced.update(produce_session(session, config, speed=args.speed)))
-            thread.start()
-            worst = 0
-            delays = []  # event time offered minus the newest snapshot's, less the grace a tick waits
-            wait_s = 10.0
-            while thread.is_alive():
+            with worker_process(bootstrap, tmp, partitions=args.partitions) as (worker, log):
+                time.sleep(15)  # the worker joins its group before the room opens
+                produced: dict = {}
+                offered_at = time.perf_counter()
+                thread = threading.Thread(target=lambda: produced.update(
+                    produce_session(session, config, speed=args.speed)), daemon=True)
+                thread.start()
+                worst = 0
+                delays = []  # event time offered minus the newest snapshot's, less the grace a tick waits
+                wait_s = 10.0
+                while thread.is_alive():
+                    end, done = offsets(bootstrap, "bench")
+                    worst = max(worst, end - done)
+                    newest = newest_snapshot_ts(bootstrap)
+                    if newest is not None:
+                        offered_ts = session.info.start + (time.perf_counter() - offered_at) * (args.speed or 1e9)
+                        delays.append(max(0.0, min(offered_ts, session.info.end) - newest - wait_s))
+                    if worker.poll() is not None:
+                        raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
+                    time.sleep(0.5)
+                offered_s = time.perf_counter() - offered_at
                 end, done = offsets(bootstrap, "bench")
-                worst = max(worst, end - done)
-                newest = newest_snapshot_ts(bootstrap)
-                if newest is not None:
-                    offered_ts = session.info.start + (time.perf_counter() - offered_at) * (args.speed or 1e9)
-                    delays.append(max(0.0, min(offered_ts, session.info.end) - newest - wait_s))
-                if worker.poll() is not None:
-                    raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
-            offered_s = time.perf_counter() - offered_at
-            end, done = offsets(bootstrap, "bench")
-            lag_at_end = end - done
-            while done < end:
-                if worker.poll() is not None:
-                    raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
-                end, done = offsets(bootstrap, "bench")
-            processed_s = time.perf_counter() - offered_at
-            rss = peak_rss_mb(worker.pid)
+                lag_at_end = end - done
+                while done < end:
+                    if worker.poll() is not None:
+                        raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
+                    time.sleep(0.2)
+                    end, done = offsets(bootstrap, "bench")
+                processed_s = time.perf_counter() - offered_at
+                rss = peak_rss_mb(worker.pid)
             events, messages = produced["sent"], produced["messages"]
             changelog = sum(topic_bytes(bootstrap, t) for t in CHANGELOGS)
-        finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(60)
-            subprocess.run([str(REPO / "scripts" / "kafka.sh"), "stop", str(tmp / "broker")], check=False,
-                           capture_output=True)
     per_message = events / messages
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"broker, worker and producer share it")

@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.kafka_runs import fresh_broker, worker_process  # noqa: E402
 from streams.kafka_io import produce_session  # noqa: E402
 from streams.kafka_topics import EVENTS, KafkaConfig, create_topics  # noqa: E402
 from streams.session import open_session  # noqa: E402
@@ -111,11 +112,8 @@ def committed(bootstrap: str, group: str) -> int:
 
 def run_format(args, envelope_events: int, tmp: Path) -> dict:
     """One message format on a fresh broker: produce, then raw, (no-op Faust), worker."""
-    bootstrap = subprocess.run([str(REPO / "scripts" / "kafka.sh"), "start", str(tmp / "broker")], check=True,
-                               capture_output=True, text=True).stdout.split()[-1]
-    worker = None
     out: dict = {}
-    try:
+    with fresh_broker(tmp / "broker") as bootstrap:
         config = KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions)
         create_topics(config)
         # envelopes go through so fast that the input is made longer, to span several offset commits
@@ -127,33 +125,22 @@ def run_format(args, envelope_events: int, tmp: Path) -> dict:
         out["raw"] = asyncio.run(raw_consume(bootstrap, messages)) * total / messages
         if envelope_events == 1 and not args.skip_noop:
             out["noop"] = faust_ceiling(bootstrap, total, args.partitions, tmp)
-        log = tmp / "worker.log"
-        env = {**os.environ, "LIVEROOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "LIVEROOM_KAFKA_PARTITIONS": str(args.partitions), "LIVEROOM_KAFKA_DATA_DIR": str(tmp / "data"),
-               "LIVEROOM_KAFKA_APP_ID": "bench"}
-        worker = subprocess.Popen([sys.executable, "-m", "liveroom.cli", "worker", "--loglevel", "warning"],
-                                  env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        if os.environ.get("BENCH_PROFILE"):
-            subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-d", "25", "-o", os.environ["BENCH_PROFILE"], "-f", "raw",
-                              "-p", str(worker.pid)])
-        started = None
-        while True:
-            done = committed(bootstrap, "bench")
-            if started is None and done > 0:
-                started, first = time.perf_counter(), done
-            if done >= messages:
-                break
-            if worker.poll() is not None:
-                raise SystemExit(f"worker died:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        out["span"] = time.perf_counter() - started
-        out["pipeline"] = (messages - first) / out["span"] * total / messages
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(30)
-        subprocess.run([str(REPO / "scripts" / "kafka.sh"), "stop", str(tmp / "broker")], check=False,
-                       capture_output=True)
+        with worker_process(bootstrap, tmp, partitions=args.partitions) as (worker, log):
+            if os.environ.get("BENCH_PROFILE"):
+                subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-d", "25", "-o",
+                                  os.environ["BENCH_PROFILE"], "-f", "raw", "-p", str(worker.pid)])
+            started = None
+            while True:
+                done = committed(bootstrap, "bench")
+                if started is None and done > 0:
+                    started, first = time.perf_counter(), done
+                if done >= messages:
+                    break
+                if worker.poll() is not None:
+                    raise SystemExit(f"worker died:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+            out["span"] = time.perf_counter() - started
+            out["pipeline"] = (messages - first) / out["span"] * total / messages
     return out
 
 

@@ -5,12 +5,13 @@
 set -u
 n=$1; shift
 cd "$(dirname "$0")/.."
+logs=$(mktemp -d /tmp/repeat.XXXXXX)
 passed=0
 for i in $(seq 1 "$n"); do
-  if .venv/bin/python -m pytest -q -p no:warnings -p no:cacheprovider "$@" > "/tmp/repeat-$i.log" 2>&1; then
+  if .venv/bin/python -m pytest -q -p no:warnings -p no:cacheprovider "$@" > "$logs/run-$i.log" 2>&1; then
     passed=$((passed + 1)); echo "run $i: passed"
   else
-    echo "run $i: FAILED (log: /tmp/repeat-$i.log)"
+    echo "run $i: FAILED (log: $logs/run-$i.log)"
   fi
 done
 echo "$passed of $n runs passed: $*"
