@@ -123,7 +123,7 @@ def main() -> None:
                     end, done = offsets(bootstrap, "bench")
                     worst = max(worst, end - done)
                     newest = newest_snapshot_ts(bootstrap)
-                    if newest is not None:
+                    if newest is not None and args.speed > 0:  # unpaced, offered time means nothing
                         offered_ts = session.info.start + (time.perf_counter() - offered_at) * (args.speed or 1e9)
                         delays.append(max(0.0, min(offered_ts, session.info.end) - newest - wait_s))
                     if worker.poll() is not None:
