@@ -107,10 +107,11 @@ def id_chunks(ids: list[str]) -> list[list[str]]:
     chunks: list[list[str]] = []
     start = size = 0
     for i, eid in enumerate(ids):
-        size += len(eid) + 5
+        n = len(eid.encode()) + 5  # bytes, not characters: an id may be all 4-byte characters
+        size += n
         if size > CHUNK_BYTES and i > start:
             chunks.append(ids[start:i])
-            start, size = i, len(eid) + 5
+            start, size = i, n
     chunks.append(ids[start:])
     return chunks
 
