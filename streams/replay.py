@@ -2,7 +2,7 @@
 
 Reads the session's events in file order (the core reorders within the grace
 period, as it does for Kafka partitions), feeds the same :class:`StreamCore` the
-Faust agents use, and writes JSON lines. Everything written here is a pure
+Kafka runtime uses, and writes JSON lines. Everything written here is a pure
 function of the input and the configuration; wall-clock figures go to
 ``run.json`` alone, so the other files are byte-identical on every run.
 """

@@ -1,9 +1,9 @@
 """Per-room state core: event-time windows, online viewers, rates, totals, surges.
 
 Pure and deterministic: events in, snapshots and moments out, no clock, no I/O.
-Its whole state is one :class:`RoomState` struct, so the Kafka runtime can keep it
-as a changelog-backed table value and the embedded runtime in a dict, with the
-same results.
+Its whole state is one :class:`RoomState` struct, so the embedded runtime can
+park it encoded and the Kafka runtime persist it (in parts, see
+``streams/room_parts.py``), with the same results.
 
 Ordering. Events are buffered per tick and applied only when the tick closes
 (its end plus the grace period has been passed by the room's newest event time),
@@ -397,7 +397,7 @@ _state_decoder = msgspec.msgpack.Decoder(RoomState)
 
 
 def encode_state(state: RoomState) -> bytes:
-    """Bytes of a room's whole state (a Kafka table value, a checkpoint)."""
+    """Bytes of a room's whole state (a parked room, a checkpoint)."""
     return _state_encoder.encode(state)
 
 
