@@ -15,6 +15,7 @@ changelogs, read back), the worker's peak RSS, and the ratio processed/offered
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -52,7 +53,13 @@ def offsets(bootstrap: str, group: str) -> tuple[int, int]:
 
 
 def newest_snapshot_ts(bootstrap: str) -> float | None:
-    """Event time of the newest snapshot on the metrics topic (the last record of each partition)."""
+    """Event time of the newest snapshot on the metrics topic."""
+    newest = newest_snapshot(bootstrap)
+    return newest["ts"] if newest is not None else None
+
+
+def newest_snapshot(bootstrap: str) -> dict | None:
+    """The newest snapshot on the metrics topic (the last record of each partition)."""
     import msgspec
     from kafka import KafkaConsumer, TopicPartition
 
@@ -66,8 +73,9 @@ def newest_snapshot_ts(bootstrap: str) -> float | None:
         newest = None
         for records in consumer.poll(timeout_ms=2000).values():
             for r in records:
-                ts = msgspec.json.decode(r.value)["ts"]
-                newest = ts if newest is None else max(newest, ts)
+                snapshot = msgspec.json.decode(r.value)
+                if newest is None or snapshot["ts"] > newest["ts"]:
+                    newest = snapshot
         return newest
     finally:
         consumer.close()
@@ -89,6 +97,20 @@ def topic_bytes(bootstrap: str, topic: str) -> int:
     return total
 
 
+def expected_last(session):
+    """The embedded replay's last snapshot of the same session."""
+    from streams.config import CoreConfig
+    from streams.core import StreamCore
+    from streams.session import LineReader
+
+    core = StreamCore(CoreConfig())
+    for lines in LineReader(session.events_path).chunks():
+        core.feed_many(lines, 1)
+        core.drain()
+    core.flush()
+    return core.drain()[0][-1]
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -102,14 +124,19 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10_000.0, help="events/s offered")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--speed", type=float, default=1.0, help="x real time; 0: as fast as the producer goes")
+    ap.add_argument("--kill-at", type=float, default=None, metavar="S",
+                    help="SIGKILL the worker S seconds into the offer and start another at once")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         session = open_session(hot_room_session(tmp / "hot", viewers=args.viewers, events_per_s=args.rate))
+        want = expected_last(session)
         with fresh_broker(tmp / "broker") as bootstrap:
             config = KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions)
             create_topics(config)
-            with worker_process(bootstrap, tmp, partitions=args.partitions) as (worker, log):
+            with contextlib.ExitStack() as workers:
+                worker, log = workers.enter_context(worker_process(bootstrap, tmp, partitions=args.partitions))
+                killed = resumed = None
                 time.sleep(15)  # the worker joins its group before the room opens
                 produced: dict = {}
                 offered_at = time.perf_counter()
@@ -122,6 +149,15 @@ def main() -> None:
                 while thread.is_alive():
                     end, done = offsets(bootstrap, "bench")
                     worst = max(worst, end - done)
+                    if args.kill_at is not None and killed is None and time.perf_counter() - offered_at >= args.kill_at:
+                        worker.kill()  # SIGKILL: no goodbye, no flush
+                        worker.wait()
+                        killed, killed_done = time.perf_counter(), done
+                        (tmp / "after-kill").mkdir()
+                        worker, log = workers.enter_context(
+                            worker_process(bootstrap, tmp / "after-kill", partitions=args.partitions))
+                    if killed is not None and resumed is None and done > killed_done:
+                        resumed = time.perf_counter()
                     newest = newest_snapshot_ts(bootstrap)
                     if newest is not None and args.speed > 0:  # unpaced, offered time means nothing
                         offered_ts = session.info.start + (time.perf_counter() - offered_at) * (args.speed or 1e9)
@@ -137,8 +173,15 @@ def main() -> None:
                         raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
                     time.sleep(0.2)
                     end, done = offsets(bootstrap, "bench")
+                    if killed is not None and resumed is None and done > killed_done:
+                        resumed = time.perf_counter()
                 processed_s = time.perf_counter() - offered_at
                 rss = peak_rss_mb(worker.pid)
+                last = newest_snapshot(bootstrap)
+                deadline = time.monotonic() + 120  # the last ticks close once the partition is idle (SILENCE_S)
+                while (last is None or last["ts"] < want.ts) and time.monotonic() < deadline:
+                    time.sleep(2)
+                    last = newest_snapshot(bootstrap)
             events, messages = produced["sent"], produced["messages"]
             changelog = sum(topic_bytes(bootstrap, t) for t in CHANGELOGS)
     per_message = events / messages
@@ -158,7 +201,12 @@ def main() -> None:
           f"{lag_at_end:,} when the input ended")
     print(f"changelog: {changelog:,} bytes, {changelog / events:.0f} bytes/event (goal <= 200: "
           f"{'met' if changelog / events <= 200 else 'NOT met'})")
-    print(f"worker peak RSS: {rss:,.0f} MB")
+    print(f"worker peak RSS: {rss:,.0f} MB" + (" (the worker started after the SIGKILL)" if killed else ""))
+    if killed:
+        print(f"SIGKILL at {killed - offered_at:.1f} s: commits resumed {resumed - killed:.1f} s later "
+              f"(restart, rebalance, restore from the changelogs)" if resumed else "SIGKILL: commits never resumed")
+    print(f"last snapshot: tick {last['ts'] if last else None}, online {last['online'] if last else None:,}; "
+          f"embedded replay: tick {want.ts}, online {want.online:,}")
     print(f"ratio processed/offered: {processed_s and (events / processed_s) / (events / offered_s):.2f} "
           f"(1.00: kept up)")
 
