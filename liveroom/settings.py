@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     max_event_bytes: int = 65536  # also the longest line read from an events file
     dead_letter_max_raw: int = 65536  # bytes of an input kept in its dead letter (longer: prefix, length, sha256)
     silent_snapshots: int = 12  # snapshots a silent gap gives before the room's snapshots pause
+    max_envelope_events: int = 1000  # events one message (or line) may carry as a JSON array
+    max_envelope_bytes: int = 1 << 20  # and its size
     max_dedup_ids: int = 1_000_000  # event ids a room remembers at most (past it, old copies are late, not counted)
     max_decompressed_bytes: int = 64 << 30  # a gzip events file stops here (decompression_limit)
     max_decompression_ratio: float = 200.0  # ... or past this ratio, once 64 MiB are out (a gzip bomb)
@@ -106,6 +108,8 @@ class Settings(BaseSettings):
             dead_letter_max_raw=self.dead_letter_max_raw,
             silent_snapshots=self.silent_snapshots,
             max_dedup_ids=self.max_dedup_ids,
+            max_envelope_events=self.max_envelope_events,
+            max_envelope_bytes=self.max_envelope_bytes,
             surge=SurgeConfig(
                 baseline_s=self.surge_baseline_s,
                 warmup_s=self.surge_warmup_s,

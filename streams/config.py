@@ -17,6 +17,8 @@ class CoreConfig:
     max_future_s: float = 3600.0  # a jump further ahead of the room's newest event is refused
     max_event_bytes: int = 65536  # larger inputs (and longer lines) are dead letters, not decoded
     dead_letter_max_raw: int = 65536  # bytes of an input kept in its dead letter (longer: prefix + sha256)
+    max_envelope_events: int = 1000  # events one input may carry as an envelope (a JSON array)
+    max_envelope_bytes: int = 1 << 20  # and its size (Kafka's default message size)
     max_dedup_ids: int = 1_000_000  # event ids a room remembers, at most (see room.py: past it, copies are late)
     silent_snapshots: int = 12  # snapshots of a silent gap before the room's snapshots pause (see room.py)
     surge: SurgeConfig = field(default_factory=SurgeConfig)
@@ -25,6 +27,6 @@ class CoreConfig:
         if self.tick_s <= 0 or self.grace_s < 0 or self.rate_window_s < self.tick_s:
             raise ValueError("need tick_s > 0, grace_s >= 0 and rate_window_s >= tick_s")
         if self.max_event_bytes < 1 or self.dead_letter_max_raw < 0 or self.silent_snapshots < 0 \
-                or self.max_dedup_ids < 1:
-            raise ValueError("need max_event_bytes >= 1, dead_letter_max_raw >= 0, silent_snapshots >= 0 and "
-                             "max_dedup_ids >= 1")
+                or self.max_dedup_ids < 1 or self.max_envelope_events < 1 or self.max_envelope_bytes < 2:
+            raise ValueError("need max_event_bytes >= 1, dead_letter_max_raw >= 0, silent_snapshots >= 0, "
+                             "max_dedup_ids >= 1, max_envelope_events >= 1 and max_envelope_bytes >= 2")

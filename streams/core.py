@@ -175,10 +175,19 @@ class StreamCore:
     def _feed_envelope(self, raw: bytes, where: object, expect_room: str | None) -> None:
         """Feed the events of an envelope, each an input of its own (the envelope
         itself is then not one); a bad envelope is one input, one dead letter."""
+        limits = self.config
+        if len(raw) > limits.max_envelope_bytes:
+            self._reject(raw, "oversized", f"envelope of {len(raw)} bytes > limit {limits.max_envelope_bytes}", where)
+            return
         try:
             items = [bytes(item) for item in self._envelope(raw)]
         except Exception:  # noqa: BLE001 - any failure is a verdict
             items = None
+        if items is not None and len(items) > limits.max_envelope_events:
+            # one verdict, not one dead letter per element: a small message must not fan out
+            self._reject(raw, "oversized", f"envelope of {len(items)} events > limit {limits.max_envelope_events}",
+                         where)
+            return
         if items is None or any(item[:1] == b"[" for item in items):
             self._reject(raw, "malformed", "an envelope (an input starting with '[') must be a JSON array of events",
                          where)

@@ -53,3 +53,15 @@ def test_unpack_leaves_anything_else_to_the_core():
     assert unpack(b'{"x":1}') == [b'{"x":1}']
     assert unpack(b"[1,") == [b"[1,"]
     assert unpack(b'[{"a":1}, {"b":2}]') == [b'{"a":1}', b'{"b":2}']
+
+
+def test_an_envelope_past_its_limits_is_one_dead_letter_not_a_fan_out():
+    """A 1 MB message of '{}' elements would otherwise be 500,000 dead letters."""
+    core = StreamCore(CoreConfig(max_envelope_events=1000, max_envelope_bytes=1 << 20))
+    many = b"[" + b",".join([b"{}"] * 5000) + b"]"
+    huge = b"[" + b" " * (2 << 20) + b"]"
+    core.feed_many([many, huge], ["0@1", "0@2"])
+    dead = core.drain()[2]
+    assert [(d.reason, d.source) for d in dead] == [("oversized", "0@1"), ("oversized", "0@2")]
+    assert core.accounting()["inputs"] == 2 and core.accounting()["all_accounted_for"]
+    assert dead[1].raw_bytes == len(huge)  # kept as any long input: prefix, length, hash
