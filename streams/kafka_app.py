@@ -82,6 +82,8 @@ class RoomStore:
     def __init__(self, heads, parts) -> None:
         self.heads = heads
         self.parts = parts
+        self.topic = {id(heads): heads.changelog_topic.get_topic_name(),
+                      id(parts): parts.changelog_topic.get_topic_name()}
         self.outbox: list[tuple[str, int, bytes, bytes | None]] = []  # changelog records to send, in order
         self._viewers: dict[str, list[tuple[str, bytes]]] | None = None  # room -> viewer records, after recovery
         self.repairs: list[tuple[bytes, bytes | None, int]] = []  # part records to write before anything else
@@ -158,7 +160,7 @@ class RoomStore:
         Faust's ``send_changelog`` path costs several times more per record, and
         the memory store needs none of its bookkeeping."""
         self.bytes_written += len(key) + (len(value) if value is not None else 0)
-        self.outbox.append((table.changelog_topic.get_topic_name(), partition, key, value))
+        self.outbox.append((self.topic[id(table)], partition, key, value))
 
 
 class RoomsRuntime:
