@@ -88,7 +88,6 @@ class RoomStore:
         self._viewers: dict[str, list[tuple[str, bytes]]] | None = None  # room -> viewer records, after recovery
         self.repairs: list[tuple[bytes, bytes | None, int]] = []  # part records to write before anything else
         self.partition_of: dict[str, int] = {}  # room -> partition its state is written to
-        self.bytes_written = 0
 
     def stale(self) -> None:
         """A new assignment: the tables hold freshly recovered records."""
@@ -159,7 +158,6 @@ class RoomStore:
         """Queue a changelog record. Sent by the runtime straight to the producer:
         Faust's ``send_changelog`` path costs several times more per record, and
         the memory store needs none of its bookkeeping."""
-        self.bytes_written += len(key) + (len(value) if value is not None else 0)
         self.outbox.append((self.topic[id(table)], partition, key, value))
 
 
@@ -177,7 +175,6 @@ class RoomsRuntime:
         self.waiting: dict = {}  # tp -> rooms with buffered ticks
         self.last_input: dict = {}  # tp -> monotonic time of its last message
         self.lock = asyncio.Lock()
-        self.events_in = 0
         self._logged = time.monotonic()
 
     async def process_batch(self, messages: list) -> list:
@@ -223,7 +220,6 @@ class RoomsRuntime:
                     touched[room] = tp
                     if proc.state.max_ts > self.event_time.get(tp, 0.0):
                         self.event_time[tp] = proc.state.max_ts
-            self.events_in += len(messages)
             for room, tp in touched.items():
                 if procs[room].state.buckets:
                     self.waiting.setdefault(tp, set()).add(room)

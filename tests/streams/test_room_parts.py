@@ -223,7 +223,6 @@ def test_dedup_memory_is_capped_and_copies_past_it_are_late_not_counted():
     assert len(st_.seen) <= 50 + 5  # the cap, plus the open tick's ids
     core.feed_many(lines[:10], 1)  # copies of forgotten ids
     assert core.rejected["late"] == 10 and core.duplicates == 0
-    assert st_.totals[1] + sum(st_.totals) >= 0
     core.flush()
     assert sum(m.interactions_total["like"] for m in core.drain()[0][-1:]) == 200
 
