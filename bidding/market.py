@@ -2,16 +2,19 @@
 
 The recorded snapshots say how the room's viewers interacted at each moment. The
 market adds what the recording cannot: impression opportunities for the room
-(Poisson per second), competing prices (log-normal), and per-viewer propensity
-(log-normal, mean 1, known to the ad system when it bids). Winning an impression
-costs the competing price (second price) and brings one paid viewer who stays
-longer in a hot room and interacts at the room's recorded per-viewer rate of the
-next minute. Value is counted in expectation, so a strategy's score is not luck.
+(Poisson per second; optionally in bursts), competing prices (log-normal;
+optionally shifted part-way), and per-viewer propensity (log-normal, mean 1,
+known to the ad system when it bids). Winning an impression costs the competing
+price (second price) and brings one paid viewer who, from the tick they arrive
+in and for a stay of ``dwell_s``, interacts at the room's recorded rate over
+those ticks, pooled (the room's interactions over its viewer-minutes) so that a
+five-second tick of a few viewers does not swing it. Value is counted in
+expectation, so a strategy's score is not luck.
 
 The hindsight bound sees every opportunity's price and true value at once and
 takes the best fractional set under the budget and the cost-per-interaction cap
 (fractional knapsack by price/value: the feasible set is a prefix), which no
-online strategy can beat.
+online strategy can beat. Tests check it against an LP solved by HiGHS.
 """
 
 from __future__ import annotations
@@ -27,14 +30,21 @@ from .controllers import Bidder
 from .models import FAST_RAMP, BidDecision, Observation, ValueRate, decision_seq, weighted_total
 
 
+DWELL_S = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class MarketConfig:
     opportunities_per_s: float = 2.0
     price_median: float = 0.5
     price_sigma: float = 0.6
     propensity_sigma: float = 0.5
-    dwell_s: float = 60.0  # paid viewers' stay in a room of median heat
+    dwell_s: float = DWELL_S  # paid viewers' stay in a room of median heat
     tick_s: float = 5.0
+    burst_share: float = 0.0  # share of live ticks whose opportunities come burst_factor times over
+    burst_factor: float = 10.0
+    price_shift_at: float | None = None  # from this share of the room's ticks on, prices are price_shift times
+    price_shift: float = 1.0
 
 
 @dataclass
@@ -63,28 +73,38 @@ class EpisodeResult:
 
 def per_tick_rates(metrics: list[RoomMetrics], weights: dict[str, float], tick_s: float) -> np.ndarray:
     """Weighted interactions per viewer-minute in each tick, from cumulative totals."""
+    delta, exposure = tick_counts(metrics, weights, tick_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(exposure > 0, delta / np.where(exposure > 0, exposure, 1.0), 0.0)
+
+
+def tick_counts(metrics: list[RoomMetrics], weights: dict[str, float], tick_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per tick: weighted interactions, and viewer-minutes of exposure (online x tick)."""
     totals = np.array([weighted_total(m.interactions_total, weights) for m in metrics])
     online = np.array([m.online for m in metrics], dtype=float)
-    delta = np.diff(totals, prepend=0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(online > 0, delta / (online * tick_s / 60.0), 0.0)
-    return rate
+    return np.diff(totals, prepend=0.0), online * tick_s / 60.0
 
 
 def build_episode(metrics: list[RoomMetrics], campaign: Campaign, market: MarketConfig, seed: int) -> Episode:
     rng = np.random.default_rng([seed, zlib.crc32(metrics[0].room_id.encode())])
-    rate = per_tick_rates(metrics, campaign.mcb.weights, market.tick_s)
     live = np.array([m.live for m in metrics])
-    ref = float(np.median(rate[live & (rate > 0)])) if np.any(live & (rate > 0)) else 1.0
-    dwell = market.dwell_s * np.clip(rate / max(ref, 1e-9), 0.4, 1.6)
+    # A paid viewer interacts at the room's rate from the tick they arrive in, for
+    # their stay: the room's interactions over its viewer-minutes in those ticks
+    # (pooled, so a tick of twenty viewers weighs a fifth of a tick of a hundred).
+    delta, exposure = tick_counts(metrics, campaign.mcb.weights, market.tick_s)
     k = max(1, int(round(market.dwell_s / market.tick_s)))
-    future = np.array([rate[i + 1:i + 1 + k].mean() if i + 1 < len(rate) else 0.0 for i in range(len(rate))])
-    unit = np.where(live, future * dwell / 60.0, 0.0)
+    cd, ce = np.concatenate([[0.0], np.cumsum(delta)]), np.concatenate([[0.0], np.cumsum(exposure)])
+    stay = np.array([(cd[min(i + k, n)] - cd[i]) / (ce[min(i + k, n)] - ce[i]) if ce[min(i + k, n)] > ce[i] else 0.0
+                     for i, n in ((i, len(metrics)) for i in range(len(metrics)))])
+    dwell = np.full(len(metrics), market.dwell_s)
+    unit = np.where(live, stay * market.dwell_s / 60.0, 0.0)
     prices, prop = [], []
     mu_p, sig = np.log(market.price_median), market.propensity_sigma
+    shift_from = len(metrics) if market.price_shift_at is None else int(market.price_shift_at * len(metrics))
     for i in range(len(metrics)):
-        n = int(rng.poisson(market.opportunities_per_s * market.tick_s)) if live[i] else 0
-        prices.append(rng.lognormal(mu_p, market.price_sigma, n))
+        burst = market.burst_factor if market.burst_share > 0 and rng.random() < market.burst_share else 1.0
+        n = int(rng.poisson(market.opportunities_per_s * market.tick_s * burst)) if live[i] else 0
+        prices.append(rng.lognormal(mu_p, market.price_sigma, n) * (market.price_shift if i >= shift_from else 1.0))
         prop.append(rng.lognormal(-sig * sig / 2, sig, n))
     return Episode(metrics[0].room_id, metrics, prices, prop, unit, dwell)
 
@@ -97,6 +117,7 @@ def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False) ->
     target = bidder.campaign.ramp.target_paid_entries
     t0 = ep.metrics[0].ts
     started = None
+    lag = max(1, int(round(DWELL_S / bidder.state.tick_s)))  # a paid viewer's stay is known once it is over
     for i, m in enumerate(ep.metrics):
         if started is None and m.live:
             started = m.ts - bidder.state.tick_s
@@ -105,7 +126,7 @@ def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False) ->
         obs = Observation(room_id=m.room_id, ts=m.ts, seq=seq, live=m.live, started_at=started,
                           value_rate=rate.update(m, weights), online=m.online, covered_seq=seq - 1,
                           covered_total=res.spend, paid_entries_total=res.wins, opened=i == 0,
-                          paid_dwell_s=float(ep.dwell_s[i]))
+                          paid_dwell_s=float(ep.dwell_s[i - lag]) if i >= lag else None)
         d = bidder.step(obs, bought_value_total=res.value)
         if keep_decisions:
             res.decisions.append(d)
@@ -165,3 +186,24 @@ def hindsight(ep: Episode, budget: float, max_cpi: float) -> Bound:
         spend += x * float(p[k])
         value += x * float(v[k])
     return Bound(value, spend)
+
+
+def run_static(ep: Episode, budget: float, *, flat_bid: float | None = None, multiplier: float | None = None,
+               predicted: np.ndarray | None = None) -> tuple[float, float]:
+    """(value, spend) of one bid held for the whole room, buying in arrival order
+    until the budget is spent: a flat ``flat_bid`` for every impression, or
+    ``multiplier`` times the predicted value (``predicted[i]``: the unit value
+    predicted after tick i, used for tick i + 1's impressions)."""
+    p = np.concatenate(ep.prices[1:]) if len(ep.prices) > 1 else np.zeros(0)
+    u = np.concatenate(ep.propensity[1:]) if len(ep.prices) > 1 else p
+    tick = np.concatenate([np.full(len(x), i) for i, x in enumerate(ep.prices)][1:]) if len(ep.prices) > 1 else p
+    tick = tick.astype(int)
+    if multiplier is not None and predicted is not None:
+        bids = multiplier * predicted[tick - 1] * u
+    else:
+        bids = np.full(len(p), flat_bid or 0.0)
+    won = p <= bids
+    cost = p[won]
+    take = np.cumsum(cost) <= budget
+    value = float((u[won] * ep.unit_value[tick[won]])[take].sum())
+    return value, float(cost[take].sum())

@@ -68,7 +68,7 @@ class RoomPlan:
     decoys: tuple[PlantedMoment, ...] = field(default_factory=tuple)
 
 
-SHAPES = ("default", "quiet", "one_peak", "steady")
+SHAPES = ("default", "quiet", "one_peak", "steady", "late_peaks")
 
 
 REPORT_TICK_S = 5.0  # the default tick and grace: when the synthetic ad server has seen a decision
@@ -81,7 +81,8 @@ def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: flo
     minutes, never in the first 90 s (the baseline is still forming).
 
     Shapes: ``quiet`` (a quarter of the audience), ``one_peak`` (a single, twice
-    as strong moment mid-broadcast), ``steady`` (no moments)."""
+    as strong moment mid-broadcast), ``steady`` (no moments), ``late_peaks`` (two
+    moments, both in the last 40%, after a calm start)."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
     duration = minutes * 60.0
@@ -89,11 +90,14 @@ def plan_room(rng: np.random.Generator, room_id: str, start: float, minutes: flo
     kinds = list(MOMENT_KINDS)
     if shape == "quiet":
         peak_arrivals_per_s *= 0.25
-    n = 0 if shape == "steady" else 1 if shape == "one_peak" else max(1, int(duration // 240))
+    n = 0 if shape == "steady" else 1 if shape == "one_peak" else 2 if shape == "late_peaks" else max(
+        1, int(duration // 240))
     boost = 2.0 if shape == "one_peak" else 1.0
     slot = duration / (n + 1)
     for i in range(n):
         centre = slot * (i + 1) + rng.uniform(-0.15, 0.15) * slot
+        if shape == "late_peaks":
+            centre = duration * (0.65, 0.85)[i] + rng.uniform(-0.03, 0.03) * duration
         length = float(rng.uniform(35.0, 60.0))
         begin = max(90.0, centre - length / 2)
         if begin + length + lag_s > duration - 20:

@@ -1,0 +1,149 @@
+"""Scenario families for scoring the bidding: room shapes, budgets, caps and markets.
+
+A family is a recipe: a room (a synthetic shape, or the shipped sample session),
+a campaign transform (budget, cost cap, planned length) and a market (supply,
+competitor prices). Each seed draws its own market, and synthetic families
+cycle through four rooms of their shape, so no family rests on one recording.
+
+The cost cap of the ``cap binds`` families is set per episode, by bisection on
+the hindsight bound, so that the best possible run spends a given share of the
+budget: the cap, not the budget, is what stops it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from streams.models import Campaign, RoomMetrics
+from streams.session import open_session
+
+from .market import Episode, MarketConfig, build_episode, hindsight
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample-session"
+ROOM_VARIANTS = 4  # synthetic rooms per family; seed s uses room s % 4
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    shape: str | None  # synthetic room shape (streams.synth.SHAPES); None: the sample session
+    budget_factor: float = 1.0
+    cap_spend_share: float | None = None  # C set so the hindsight bound spends this share of the budget
+    planned_length: float = 1.0  # the campaign's planned duration over the room's real length
+    interaction_decay: float | None = None  # interactions per viewer fall linearly to this share by the end
+    market: MarketConfig = field(default_factory=MarketConfig)
+
+
+FAMILIES = (
+    Family("sample session", None),
+    Family("quiet room", "quiet"),
+    Family("one big peak", "one_peak"),
+    Family("steady", "steady"),
+    Family("budget x10", "default", budget_factor=10.0),
+    Family("budget x0.1", "default", budget_factor=0.1),
+    Family("cap binds (bound spends 60%)", "default", cap_spend_share=0.6),
+    Family("cap binds hard (bound spends 30%)", "default", cap_spend_share=0.3),
+    Family("bursty supply (10% of ticks x10)", "default", market=MarketConfig(burst_share=0.1)),
+    Family("interactions decay to 0.2x", "default", interaction_decay=0.2),
+    Family("competitor prices x2 from half-time", "default", market=MarketConfig(price_shift_at=0.5, price_shift=2.0)),
+    Family("ends at half its planned length", "default", planned_length=2.0),
+    Family("runs 1.5x its planned length", "default", planned_length=1 / 1.5),
+    Family("two late peaks", "late_peaks"),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One episode of a family: the room, the campaign and the drawn market."""
+
+    family: str
+    seed: int
+    campaign: Campaign
+    episode: Episode
+
+
+@lru_cache(maxsize=64)
+def room(shape: str | None, variant: int, minutes: float) -> tuple[tuple[RoomMetrics, ...], Campaign]:
+    """Snapshots and campaign of a family's room (cached: the streams core runs once per room)."""
+    from streams.synth import synth_session
+
+    from .evaluate import session_metrics
+
+    if shape is None:
+        session = open_session(SAMPLE)
+        return tuple(session_metrics(session)), session.campaign()
+    with tempfile.TemporaryDirectory() as tmp:
+        session = open_session(synth_session(Path(tmp) / "room", minutes=minutes, seed=101 + variant, shape=shape))
+        return tuple(session_metrics(session)), session.campaign()
+
+
+def cases(family: Family, seeds: range, *, minutes: float = 10.0) -> list[Case]:
+    out = []
+    for seed in seeds:
+        metrics, campaign = room(family.shape, seed % ROOM_VARIANTS, minutes)
+        metrics = list(metrics)
+        if family.interaction_decay is not None:
+            metrics = decay_interactions(metrics, family.interaction_decay)
+        campaign = scale_budget(campaign, family.budget_factor)
+        if family.planned_length != 1.0:
+            real = metrics[-1].ts - metrics[0].ts
+            mcb = msgspec.structs.replace(campaign.mcb, duration_s=round(real * family.planned_length, 3))
+            campaign = msgspec.structs.replace(campaign, mcb=mcb)
+        episode = build_episode(metrics, campaign, family.market, seed)
+        if family.cap_spend_share is not None:
+            campaign = with_cap(campaign, cap_for_share(episode, campaign.total_budget, family.cap_spend_share))
+        out.append(Case(family.name, seed, campaign, episode))
+    return out
+
+
+def scale_budget(campaign: Campaign, factor: float) -> Campaign:
+    ramp = msgspec.structs.replace(campaign.ramp, budget=campaign.ramp.budget * factor)
+    return msgspec.structs.replace(campaign, total_budget=campaign.total_budget * factor, ramp=ramp)
+
+
+def with_cap(campaign: Campaign, cap: float) -> Campaign:
+    return msgspec.structs.replace(campaign, mcb=msgspec.structs.replace(campaign.mcb, max_cost_per_interaction=cap))
+
+
+def cap_for_share(ep: Episode, budget: float, share: float) -> float:
+    """The cost cap under which the hindsight bound spends ``share`` of the budget
+    (bisection in log space: the bound's spend grows with the cap)."""
+    lo, hi = np.log(1e-6), np.log(1e3)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if hindsight(ep, budget, float(np.exp(mid))).spend < share * budget:
+            lo = mid
+        else:
+            hi = mid
+    return round(float(np.exp(hi)), 9)
+
+
+def decay_interactions(metrics: list[RoomMetrics], to: float) -> list[RoomMetrics]:
+    """The same room with each tick's interactions scaled by a factor falling
+    linearly from 1 at the first snapshot to ``to`` at the last."""
+    t0, t1 = metrics[0].ts, metrics[-1].ts
+    out, prev, acc = [], {}, {}
+    for m in metrics:
+        f = 1.0 - (1.0 - to) * (m.ts - t0) / max(t1 - t0, 1e-9)
+        for kind, total in m.interactions_total.items():
+            acc[kind] = acc.get(kind, 0.0) + (total - prev.get(kind, 0)) * f
+        prev = dict(m.interactions_total)
+        out.append(msgspec.structs.replace(m, interactions_total={k: round(v, 6) for k, v in acc.items()}))
+    return out
+
+
+def family_named(name: str) -> Family:
+    for f in FAMILIES:
+        if f.name == name:
+            return f
+    raise ValueError(f"unknown family {name!r}")
+
+
+__all__ = ["Family", "FAMILIES", "Case", "cases", "room", "scale_budget", "with_cap", "cap_for_share",
+           "decay_interactions", "family_named"]
