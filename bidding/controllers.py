@@ -19,11 +19,15 @@ from .budget import BudgetGuard
 from .models import FAST_RAMP, INTERACTION_MCB, PAUSED, BidDecision, Observation
 
 DEFAULT_DWELL_S = 60.0
-PACING_GAIN = 0.3
-MAX_OVER_CAP = 2.0
+PACING_GAIN = 0.4  # log-step of r_budget per unit of log pace error
+PACE_ALPHA = 0.3  # weight of the last tick in the pace's moving averages
+CAP_GAIN_UP = 0.05  # log-step of r_cap per unit of log cost-per-interaction error, under the aim
+CAP_GAIN_DOWN = 0.3  # and over it
+CAP_MARGIN = 0.9  # r_cap aims the campaign's cost per interaction at this share of C
+MAX_OVER_CAP = 4.0  # no bid above this many times C per unit of predicted value
+MIN_R = 1e-4
 BURST = 6.0
-MAX_STEP = 5.0  # largest log-step of lambda per tick
-MAX_MU = 1e6
+MAX_STEP = 1.0  # largest log-step of a threshold per tick
 MAX_MULTIPLIER = 1e9  # bids are finite whatever the campaign says
 
 
@@ -40,9 +44,10 @@ class Proposal:
 
 def unit_value(obs: Observation) -> float:
     """Predicted weighted interactions of one paid viewer of average propensity:
-    the room's live rate per viewer-minute times how long paid viewers stay."""
-    dwell = obs.paid_dwell_s if obs.paid_dwell_s is not None else DEFAULT_DWELL_S
-    return obs.value_rate * dwell / 60.0
+    the room's predicted rate per viewer-minute over a typical stay. The stays of
+    past paid viewers are not in it: they are known a stay late, and a hot room
+    keeps viewers longer, so they would add the past's noise to the future."""
+    return obs.value_rate * DEFAULT_DWELL_S / 60.0
 
 
 class BidderState(msgspec.Struct, kw_only=True):
@@ -63,11 +68,13 @@ class BidderState(msgspec.Struct, kw_only=True):
     last_wanted: float = 0.0
     last_plan: float = 0.0
     # interaction MCB / pacers
-    lam: float = 0.0
-    mu: float = 0.0
+    lam: float = 0.0  # reported: 1 / r_budget
+    mu: float = 0.0  # reported: 1 / r_cap
+    r_budget: float = 0.0  # bid per unit of predicted value the budget's pace allows (0: not set)
+    r_cap: float = 0.0  # bid per unit of predicted value the cost cap allows (0: not set)
+    pace_spend: float = 0.0  # moving averages of confirmed spend per tick and of its plan
+    pace_plan: float = 0.0
     multiplier: float = 1.0
-    phase_spend0: float = 0.0
-    phase_value0: float = 0.0
     last_bought: float = 0.0
 
 
@@ -86,8 +93,7 @@ class Bidder:
         self.strategy = strategy
         self.campaign = campaign
         self.state = state or BidderState(guard=BudgetGuard(total=campaign.total_budget), tick_s=tick_s,
-                                          phase=FAST_RAMP if strategy == "ramp+mcb" else INTERACTION_MCB,
-                                          lam=1.0 / campaign.mcb.max_cost_per_interaction)
+                                          phase=FAST_RAMP if strategy == "ramp+mcb" else INTERACTION_MCB)
 
     def step(self, obs: Observation, *, bought_value_total: float | None = None) -> BidDecision:
         """Decide the bid for the tick after ``obs``. ``bought_value_total`` is the
@@ -159,8 +165,6 @@ class Bidder:
             st.phase = INTERACTION_MCB
             st.ramp_done_reason = done
             st.ramp_end_ts = obs.ts
-            st.phase_spend0 = st.guard.covered_total
-            st.phase_value0 = st.last_bought
             return None
         horizon = min(elapsed + 2 * st.tick_s, ramp.window_s)
         shape = (1 - math.exp(-3.0 * horizon / ramp.window_s)) / (1 - math.exp(-3.0))
@@ -179,7 +183,13 @@ class Bidder:
             st.ramp_bid = _bounded(min(st.ramp_bid, 4.0 * ramp.max_cost_per_entry / unit))
         reason = f"ramp: {got}/{ramp.target_paid_entries} paid entries after {elapsed:.0f}s"
         cap = ramp.max_cost_per_entry
-        multiplier = st.ramp_bid if unit > 0 else 0.0
+        # The cost cap holds during the ramp too: no viewer is bid above what the cap
+        # allows for their predicted value (r_cap learns from the ramp's own buys).
+        if st.r_cap <= 0.0:
+            st.r_budget = st.r_cap = self.campaign.mcb.max_cost_per_interaction
+        if unit <= 0:  # nothing to hold the cost cap against yet: wait for the room's first interactions
+            return Proposal(FAST_RAMP, cap, 0.0, 0.0, reason + "; waiting for a value to bid on")
+        multiplier = min(st.ramp_bid, st.r_cap)
         if obs.paid_dwell_s is not None and obs.paid_dwell_s < 20.0:
             # The room cannot hold bought viewers: buy slower and cheaper.
             want_entries *= 0.5
@@ -196,50 +206,66 @@ class Bidder:
         return left / ticks_left, ticks_left
 
     def _mcb(self, obs: Observation, spend: float, bought_value_total: float | None) -> Proposal:
-        """bid = value * (1 + mu*C) / (lambda + mu); lambda paces spend to the plan,
-        mu holds the realized cost per interaction under C."""
+        """Bid ``multiplier x predicted value`` with ``multiplier = min(r_budget, r_cap)``.
+
+        The two thresholds are the LP's dual prices, learnt online in log space:
+        ``r_budget = 1/lambda`` paces spend to the plan, ``r_cap`` holds the
+        campaign's cost per interaction (ramp spend included) at CAP_MARGIN x C.
+        Each moves only while its own constraint is the one that binds, so the
+        idle one does not wind up."""
         st = self.state
         cap_c = self.campaign.mcb.max_cost_per_interaction
         plan, ticks_left = self._plan_per_tick(obs, spend)
         confirmed = st.guard.covered_total
-        # lambda paces the confirmed spend of the last tick to its plan share
-        # (confirmed: caps count whole until reported, which is no pace at all).
+        if st.r_budget <= 0.0:
+            st.r_budget = st.r_cap = cap_c
+        spent_tick = max(confirmed - st.last_confirmed, 0.0)
         if st.last_plan > 0:
-            ratio = (confirmed - st.last_confirmed) / st.last_plan
-            step = min(max(PACING_GAIN * (ratio - 1.0), -MAX_STEP), MAX_STEP)  # no overflow, whatever the ratio
-            st.lam = min(max(st.lam * math.exp(step), 1e-4), 1e4)
-        if bought_value_total is not None and math.isfinite(bought_value_total):
-            value = bought_value_total - st.phase_value0
-            spent = confirmed - st.phase_spend0
-            if value > 0 and spent > 0:
-                cpi = spent / value
-                st.mu = min(max(0.0, st.mu + min((1.0 / cap_c) * (cpi / cap_c - 1.0), MAX_MU)), MAX_MU)
+            st.pace_spend = PACE_ALPHA * spent_tick + (1 - PACE_ALPHA) * st.pace_spend
+            st.pace_plan = PACE_ALPHA * st.last_plan + (1 - PACE_ALPHA) * st.pace_plan
+            pace = st.pace_spend / st.pace_plan if st.pace_plan > 0 else 1.0
+            step = _clamp(-PACING_GAIN * _log_ratio(pace, 1.0), MAX_STEP)
+            if step < 0 or st.r_budget <= 1.05 * st.r_cap:
+                st.r_budget = _clamp_pos(st.r_budget * math.exp(step), cap_c)
+        if bought_value_total is not None and math.isfinite(bought_value_total) and bought_value_total > 0:
+            cpi = confirmed / bought_value_total
+            if spent_tick > 0 and cpi > 0:
+                # Down fast, up slowly: an episode over the cap breaks the campaign's
+                # contract, one a little under it only leaves some value unbought.
+                err = _log_ratio(CAP_MARGIN * cap_c, cpi)
+                step = _clamp((CAP_GAIN_UP if err > 0 else CAP_GAIN_DOWN) * err, MAX_STEP)
+                if step < 0 or st.r_cap <= 1.05 * st.r_budget:
+                    st.r_cap = _clamp_pos(st.r_cap * math.exp(step), cap_c)
         unit = unit_value(obs)
-        # Never bid more than MAX_OVER_CAP times the cap's price for the value: some
-        # impressions may cost more than C per interaction when others cost less,
-        # but a runaway lambda (spend that does not follow the bids) must not run away with the bid.
-        multiplier = min((1 + st.mu * cap_c) / (st.lam + st.mu), MAX_OVER_CAP * cap_c)
-        # The plan is a pace, not a ceiling: a hot tick may take several ticks' worth,
-        # which is where interactions are cheap. lambda brings the average back.
+        multiplier = min(st.r_budget, st.r_cap)
+        st.lam = 1.0 / st.r_budget
+        st.mu = 1.0 / st.r_cap
         st.last_plan = plan
+        # The plan is a pace, not a ceiling: a hot tick or a burst of supply may take
+        # several ticks' worth; r_budget brings the average back.
         wanted = plan * BURST if ticks_left > 1 else plan
-        reason = (f"mcb: plan {plan:.3f}/tick, value {unit:.3f} per viewer, lambda {st.lam:.3f}, mu {st.mu:.3f}")
+        reason = (f"mcb: plan {plan:.3f}/tick, value {unit:.3f} per viewer, "
+                  f"bid x{multiplier:.3f} (budget x{st.r_budget:.3f}, cap x{st.r_cap:.3f})")
         if unit <= 0:
             return _pause("no interactions to buy yet", st.lam, st.mu)
         return Proposal(INTERACTION_MCB, None, round(multiplier, 6), wanted, reason, round(st.lam, 6), round(st.mu, 6))
 
     def _pid(self, obs: Observation, spend: float) -> Proposal:
-        """AuctionNet-style pacer: multiplier x1.2 when spend pace < 0.7 of plan, x0.7 when > 1.1."""
+        """AuctionNet-style pacer, the fair baseline: the multiplier on value goes x1.2
+        when the last tick's confirmed spend was under 0.7 of its plan share, x0.7
+        when over 1.1; the plan and the burst allowance are MCB's."""
         st = self.state
-        plan, _ = self._plan_per_tick(obs, spend)
-        if st.last_wanted > 0:
-            pace = (st.guard.covered_total - st.last_confirmed) / st.last_wanted
+        plan, ticks_left = self._plan_per_tick(obs, spend)
+        if st.last_plan > 0:
+            pace = (st.guard.covered_total - st.last_confirmed) / st.last_plan
             if pace < 0.7:
                 st.multiplier = min(st.multiplier * 1.2, 1e6)
             elif pace > 1.1:
                 st.multiplier = max(st.multiplier * 0.7, 1e-6)
+        st.last_plan = plan
         mult = st.multiplier * self.campaign.mcb.max_cost_per_interaction
-        return Proposal("pid", None, round(mult, 6), plan, f"pid: multiplier {st.multiplier:.3f}")
+        wanted = plan * BURST if ticks_left > 1 else plan
+        return Proposal("pid", None, round(mult, 6), wanted, f"pid: multiplier {st.multiplier:.3f}")
 
     def _fixed(self, obs: Observation) -> Proposal:
         plan, _ = self._plan_per_tick(obs, self.state.guard.committed())
@@ -265,6 +291,21 @@ def _with_ramp(ramp: Proposal, mcb: Proposal) -> Proposal:
                         mcb.lam, mcb.mu)
     return Proposal(FAST_RAMP, ramp.bid_cap, mcb.multiplier, ramp.wanted + mcb.wanted,
                     f"{ramp.reason}; interaction bid is higher", mcb.lam, mcb.mu)
+
+
+def _log_ratio(a: float, b: float) -> float:
+    """log(a / b) within +-log(1e3), for any a, b >= 0 (inf and 0 included)."""
+    r = a / b if b > 0 else math.inf
+    return math.log(min(max(r, 1e-3), 1e3)) if r == r else 0.0
+
+
+def _clamp(x: float, bound: float) -> float:
+    return min(max(x, -bound), bound)
+
+
+def _clamp_pos(r: float, cap_c: float) -> float:
+    """A threshold (bid per unit of predicted value) within MIN_R..MAX_OVER_CAP times C."""
+    return min(max(r, MIN_R * cap_c), MAX_OVER_CAP * cap_c)
 
 
 def _bounded(x: float) -> float:
