@@ -1,8 +1,8 @@
 """The cost-per-interaction cap on the live path: the streams core, live bidding
 and a bid-responsive ad server in a closed loop (tests/bidding/closed_loop.py),
 cost per weighted interaction measured on what paid viewers really did in the
-room. The limit it is compared with is the same loop with mu held at 0 (the
-live path before paid interactions reached the controller), in the same run.
+room. The limit it is compared with is the same loop with r_cap held at C (no
+learning from paid viewers' interactions), in the same run.
 
     python bench/bench_cost_cap.py [--seeds 20]
 """
@@ -38,16 +38,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=20)
     args = ap.parse_args()
-    print(f"{'strategy':>9s} {'C':>5s} {'mu':>8s} {'episodes over C':>16s} {'median cost/interaction':>24s} "
+    print(f"{'strategy':>9s} {'C':>5s} {'r_cap':>8s} {'episodes over C':>16s} {'median cost/interaction':>24s} "
           f"{'mean spend':>11s}")
-    live_mu = controllers.MAX_MU
+    gains = controllers.CAP_GAIN_UP, controllers.CAP_GAIN_DOWN
     for strategy in ("ramp+mcb", "mcb"):
         for cap in (0.08, 0.04):
             rows = {}
-            for label, max_mu in (("live", live_mu), ("held 0", 0.0)):
-                controllers.MAX_MU = max_mu
+            for label, (up, down) in (("live", gains), ("held C", (0.0, 0.0))):
+                controllers.CAP_GAIN_UP, controllers.CAP_GAIN_DOWN = up, down
                 rows[label] = measure(cap, args.seeds, strategy)
-            controllers.MAX_MU = live_mu
+            controllers.CAP_GAIN_UP, controllers.CAP_GAIN_DOWN = gains
             for label, r in rows.items():
                 med = "-" if r["median_cpi"] is None else f"{r['median_cpi']:.3f}"
                 print(f"{strategy:>9s} {cap:5.2f} {label:>8s} {r['over']:>9d} of {args.seeds:<4d} {med:>24s} "
