@@ -76,6 +76,9 @@ def weighted_total(interactions: dict[str, float], weights: dict[str, float]) ->
     return sum(interactions.get(k, 0.0) * weights.get(k, 0.0) for k in INTERACTION_KINDS)
 
 
+BASELINE_CLIP = 1.5
+
+
 class ValueRate(msgspec.Struct, kw_only=True):
     """The room's weighted interactions per viewer-minute, predicted for the next stay.
 
@@ -83,10 +86,11 @@ class ValueRate(msgspec.Struct, kw_only=True):
     tick and of the viewer-minutes they came from, and their ratio, so a tick of
     twenty viewers weighs a fifth of a tick of a hundred. Two speeds: a fast rate
     (the room now) and a slow one (its baseline). A moment shows as the fast
-    rate's excess over the baseline, and the next stay (``stay_ticks``) gets as
-    much of that excess as it can expect to last: the excess decays by ``phi``
-    per tick, ``phi`` learnt from how this room's own excess has decayed (least
-    squares on consecutive excesses, from a prior of 0.8). A struct, so it is
+    rate's excess over the baseline, and the next stay (``stay_ticks``) gets the
+    share ``beta`` of that excess that has lasted in this room: least squares of
+    the excess a stay later (the mean of the stay's per-tick excesses) on the
+    excess at its start, from a prior of 0.5. So a room whose surges are short or
+    whose rate is mostly noise is predicted near its baseline. A struct, so it is
     stored with the bidder's state."""
 
     fast: float = 0.5
@@ -98,10 +102,12 @@ class ValueRate(msgspec.Struct, kw_only=True):
     fast_exposure: float = 0.0
     slow_inter: float = 0.0
     slow_exposure: float = 0.0
-    excess: float | None = None
-    sxy: float = 3.2  # prior: phi 0.8 with the weight of four ticks
+    starts: list[float] = msgspec.field(default_factory=list)  # fast excess at each of the last stay_ticks ticks
+    later: list[float] = msgspec.field(default_factory=list)  # per-tick excess at each of them
+    sxy: float = 2.0  # prior: beta 0.5 with the weight of a stay of excess 1 per-viewer-minute... scaled below
     sxx: float = 4.0
     rate: float = 0.0
+    ticks: int = 0
 
     def update(self, m: RoomMetrics, weights: dict[str, float]) -> float:
         total = weighted_total(m.interactions_total, weights)
@@ -112,23 +118,35 @@ class ValueRate(msgspec.Struct, kw_only=True):
             self.fast_inter = a * got + (1 - a) * self.fast_inter
             self.fast_exposure = a * exposure + (1 - a) * self.fast_exposure
             a = self.slow if self.slow_exposure > 0 else 1.0
+            self.ticks += 1
+            if self.ticks * self.slow > 1.0:  # once it has a baseline, a surge moves it no more than 1.5x its rate
+                got = min(got, BASELINE_CLIP * exposure * self.slow_inter / self.slow_exposure)
             self.slow_inter = a * got + (1 - a) * self.slow_inter
             self.slow_exposure = a * exposure + (1 - a) * self.slow_exposure
             if self.fast_exposure > 0 and self.slow_exposure > 0:
                 base = self.slow_inter / self.slow_exposure
                 excess = self.fast_inter / self.fast_exposure - base
-                if self.excess is not None and math.isfinite(excess * self.excess):
-                    self.sxy += self.excess * excess
-                    self.sxx += self.excess * self.excess
-                self.excess = excess if math.isfinite(excess) else None
-                phi = min(max(self.sxy / self.sxx, 0.0), 0.98) if math.isfinite(self.sxy / self.sxx) else 0.8
-                lasting = phi * (1 - phi ** self.stay_ticks) / (self.stay_ticks * (1 - phi))
-                rate = base + (self.excess or 0.0) * lasting
+                now = (got / exposure - base) if exposure > 0 else 0.0
+                if math.isfinite(excess) and math.isfinite(now):
+                    self._learn(excess, now)
+                beta = min(max(self.sxy / self.sxx, 0.0), 1.0) if self.sxx > 0 else 0.5
+                rate = base + (excess if math.isfinite(excess) else 0.0) * beta
                 if math.isfinite(rate):
                     self.rate = max(rate, 0.0)
         if self.last_ts is None or m.ts > self.last_ts:
             self.last_total, self.last_ts = total, m.ts
         return self.rate
+
+    def _learn(self, excess: float, now: float) -> None:
+        """Keep the last stay's ticks; once a tick's stay is over, add its pair."""
+        self.later.append(now)
+        if len(self.starts) >= self.stay_ticks:
+            x = self.starts.pop(0)
+            y = sum(self.later[-self.stay_ticks:]) / self.stay_ticks
+            self.sxy += x * y
+            self.sxx += x * x
+        self.starts.append(excess)
+        del self.later[:-self.stay_ticks]
 
 
 def decision_seq(ts: float, tick_s: float) -> int:
