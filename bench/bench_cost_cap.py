@@ -40,14 +40,14 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{'strategy':>9s} {'C':>5s} {'r_cap':>8s} {'episodes over C':>16s} {'median cost/interaction':>24s} "
           f"{'mean spend':>11s}")
-    gains = controllers.CAP_GAIN_UP, controllers.CAP_GAIN_DOWN
+    evidence = controllers.CAP_EVIDENCE
     for strategy in ("ramp+mcb", "mcb"):
         for cap in (0.08, 0.04):
             rows = {}
-            for label, (up, down) in (("live", gains), ("held C", (0.0, 0.0))):
-                controllers.CAP_GAIN_UP, controllers.CAP_GAIN_DOWN = up, down
+            for label, needed in (("live", evidence), ("held C", 10**9)):  # held: r_cap never leaves C
+                controllers.CAP_EVIDENCE = needed
                 rows[label] = measure(cap, args.seeds, strategy)
-            controllers.CAP_GAIN_UP, controllers.CAP_GAIN_DOWN = gains
+            controllers.CAP_EVIDENCE = evidence
             for label, r in rows.items():
                 med = "-" if r["median_cpi"] is None else f"{r['median_cpi']:.3f}"
                 print(f"{strategy:>9s} {cap:5.2f} {label:>8s} {r['over']:>9d} of {args.seeds:<4d} {med:>24s} "

@@ -19,14 +19,18 @@ from .budget import BudgetGuard
 from .models import FAST_RAMP, INTERACTION_MCB, PAUSED, BidDecision, Observation
 
 DEFAULT_DWELL_S = 60.0
-PACING_GAIN = 0.4  # log-step of r_budget per unit of log pace error
-PACE_ALPHA = 0.3  # weight of the last tick in the pace's moving averages
-CAP_GAIN_UP = 0.05  # log-step of r_cap per unit of log cost-per-interaction error, under the aim
-CAP_GAIN_DOWN = 0.3  # and over it
+PACING_GAIN = 0.2  # log-step of r_budget per plan share of spend over or under plan
+PACING_SETTLE = 40.0  # ticks after which the pacing gain has fallen by 1/sqrt(2)
+PACE_CLIP = 5.0  # a tick's spend counts at most this many times the usual spend over plan
 CAP_MARGIN = 0.9  # r_cap aims the campaign's cost per interaction at this share of C
+CAP_START = 1.0  # r_cap starts at this share of C
+CAP_EVIDENCE = 5  # r_cap moves from its start once this many ticks have bought something
+CAP_FLOOR = 0.6  # however far over the aim the total is, the rest of the room aims at least this share of it
+CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick (it falls at once) ...
+CAP_MAX_RISE = 1.5  # ... and to at most this many times the thresholds it has bought at
 MAX_OVER_CAP = 4.0  # no bid above this many times C per unit of predicted value
 MIN_R = 1e-4
-BURST = 6.0
+BURST = 12.0
 MAX_STEP = 1.0  # largest log-step of a threshold per tick
 MAX_MULTIPLIER = 1e9  # bids are finite whatever the campaign says
 
@@ -72,10 +76,13 @@ class BidderState(msgspec.Struct, kw_only=True):
     mu: float = 0.0  # reported: 1 / r_cap
     r_budget: float = 0.0  # bid per unit of predicted value the budget's pace allows (0: not set)
     r_cap: float = 0.0  # bid per unit of predicted value the cost cap allows (0: not set)
-    pace_spend: float = 0.0  # moving averages of confirmed spend per tick and of its plan
-    pace_plan: float = 0.0
+    pace_ticks: int = 0
+    pace_usual: float = 1.0  # moving average of (clipped) spend over plan per tick
+    last_multiplier: float = 0.0  # the threshold the last decision bid at
+    cap_ticks: int = 0  # ticks whose buys r_cap has learnt from
+    cap_spend: float = 0.0  # confirmed spend, and spend x the threshold it was bought at
+    cap_spend_r: float = 0.0
     multiplier: float = 1.0
-    last_bought: float = 0.0
 
 
 class Bidder:
@@ -120,14 +127,12 @@ class Bidder:
         elif self.strategy == "pid":
             proposal = self._pid(obs, spend)
         else:
+            proposal = self._mcb(obs, spend, bought_value_total)  # first: it learns r_cap, which the ramp holds to
             ramp = self._ramp(obs, spend, entries) if st.phase == FAST_RAMP else None
-            proposal = self._mcb(obs, spend, bought_value_total)
             if ramp is not None:
                 proposal = _with_ramp(ramp, proposal)
         st.last_entries = entries
         st.last_confirmed = guard.covered_total
-        if bought_value_total is not None:
-            st.last_bought = bought_value_total
         if proposal.strategy != PAUSED:
             why = guard.pause_reason(obs.seq)
             cap = guard.issue(obs.seq, proposal.wanted) if why is None else 0.0
@@ -137,6 +142,7 @@ class Bidder:
         else:
             cap = 0.0
         st.last_wanted = cap
+        st.last_multiplier = proposal.multiplier if cap > 0 else 0.0
         return self._decision(obs, proposal, cap)
 
     # -- strategies --------------------------------------------------------
@@ -186,7 +192,7 @@ class Bidder:
         # The cost cap holds during the ramp too: no viewer is bid above what the cap
         # allows for their predicted value (r_cap learns from the ramp's own buys).
         if st.r_cap <= 0.0:
-            st.r_budget = st.r_cap = self.campaign.mcb.max_cost_per_interaction
+            st.r_budget, st.r_cap = self.campaign.mcb.max_cost_per_interaction, CAP_START * self.campaign.mcb.max_cost_per_interaction
         if unit <= 0:  # nothing to hold the cost cap against yet: wait for the room's first interactions
             return Proposal(FAST_RAMP, cap, 0.0, 0.0, reason + "; waiting for a value to bid on")
         multiplier = min(st.ramp_bid, st.r_cap)
@@ -218,24 +224,49 @@ class Bidder:
         plan, ticks_left = self._plan_per_tick(obs, spend)
         confirmed = st.guard.covered_total
         if st.r_budget <= 0.0:
-            st.r_budget = st.r_cap = cap_c
+            st.r_budget, st.r_cap = cap_c, CAP_START * cap_c
         spent_tick = max(confirmed - st.last_confirmed, 0.0)
         if st.last_plan > 0:
-            st.pace_spend = PACE_ALPHA * spent_tick + (1 - PACE_ALPHA) * st.pace_spend
-            st.pace_plan = PACE_ALPHA * st.last_plan + (1 - PACE_ALPHA) * st.pace_plan
-            pace = st.pace_spend / st.pace_plan if st.pace_plan > 0 else 1.0
-            step = _clamp(-PACING_GAIN * _log_ratio(pace, 1.0), MAX_STEP)
+            # Dual subgradient on the budget: the last tick's spend over its plan
+            # share, less one (mean zero when on plan, however sparse the buys),
+            # clipped so that one burst of supply moves it only so far, with a
+            # step that shrinks as the room goes on.
+            st.pace_ticks += 1
+            gain = PACING_GAIN / math.sqrt(1.0 + st.pace_ticks / PACING_SETTLE)
+            ratio = spent_tick / st.last_plan if math.isfinite(spent_tick / st.last_plan) else 1e6
+            # A burst counts at most PACE_CLIP times the spend that is usual here
+            # (sparse buys are usual at a small budget and still count in full).
+            err = min(ratio, PACE_CLIP * max(st.pace_usual, 1.0)) - 1.0
+            st.pace_usual = 0.9 * st.pace_usual + 0.1 * min(ratio, PACE_CLIP * max(st.pace_usual, 1.0))
+            step = _clamp(-gain * err, MAX_STEP)
             if step < 0 or st.r_budget <= 1.05 * st.r_cap:
                 st.r_budget = _clamp_pos(st.r_budget * math.exp(step), cap_c)
-        if bought_value_total is not None and math.isfinite(bought_value_total) and bought_value_total > 0:
+        if spent_tick > 0 and st.last_multiplier > 0:
+            st.cap_spend += spent_tick
+            st.cap_spend_r += spent_tick * st.last_multiplier
+            st.cap_ticks += 1
+        if bought_value_total is not None and math.isfinite(bought_value_total) and bought_value_total > 0 \
+                and st.cap_ticks > 0 and confirmed > 0:
+            # Bought at thresholds averaging r_used, the campaign paid cpi per
+            # interaction; cost per interaction scales with the threshold, so
+            # r_used x aim / cpi is where it meets the aim (the predictor's bias
+            # included). Past overspend pulls it lower until the total is back.
+            r_used = st.cap_spend_r / st.cap_spend
             cpi = confirmed / bought_value_total
-            if spent_tick > 0 and cpi > 0:
-                # Down fast, up slowly: an episode over the cap breaks the campaign's
-                # contract, one a little under it only leaves some value unbought.
-                err = _log_ratio(CAP_MARGIN * cap_c, cpi)
-                step = _clamp((CAP_GAIN_UP if err > 0 else CAP_GAIN_DOWN) * err, MAX_STEP)
-                if step < 0 or st.r_cap <= 1.05 * st.r_budget:
-                    st.r_cap = _clamp_pos(st.r_cap * math.exp(step), cap_c)
+            # What the rest of the room must average for the total to end at the aim,
+            # if it buys as much value per tick as the room so far has.
+            elapsed = max((obs.ts - (st.start_ts or obs.ts)) / st.tick_s, 1.0)
+            future_value = bought_value_total * ticks_left / elapsed
+            aim = CAP_MARGIN * cap_c
+            future_aim = (aim * (bought_value_total + future_value) - confirmed) / future_value
+            future_aim = max(future_aim, CAP_FLOOR * aim)
+            target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
+            if st.cap_ticks < CAP_EVIDENCE:  # too few buys to move on
+                pass
+            elif target > st.r_cap:
+                st.r_cap = min(target, CAP_MAX_RISE * r_used, CAP_RISE_PER_TICK * st.r_cap)
+            else:
+                st.r_cap = target
         unit = unit_value(obs)
         multiplier = min(st.r_budget, st.r_cap)
         st.lam = 1.0 / st.r_budget
