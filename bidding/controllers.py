@@ -258,8 +258,9 @@ class Bidder:
             elapsed = max((obs.ts - (st.start_ts or obs.ts)) / st.tick_s, 1.0)
             future_value = bought_value_total * ticks_left / elapsed
             aim = CAP_MARGIN * cap_c
-            future_aim = (aim * (bought_value_total + future_value) - confirmed) / future_value
-            future_aim = max(future_aim, CAP_FLOOR * aim)
+            future_aim = (aim * (bought_value_total + future_value) - confirmed) / future_value if future_value > 0 \
+                else aim
+            future_aim = max(future_aim, CAP_FLOOR * aim) if math.isfinite(future_aim) else aim
             target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
             if st.cap_ticks < CAP_EVIDENCE:  # too few buys to move on
                 pass

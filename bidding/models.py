@@ -119,7 +119,7 @@ class ValueRate(msgspec.Struct, kw_only=True):
             self.fast_exposure = a * exposure + (1 - a) * self.fast_exposure
             a = self.slow if self.slow_exposure > 0 else 1.0
             self.ticks += 1
-            if self.ticks * self.slow > 1.0:  # once it has a baseline, a surge moves it no more than 1.5x its rate
+            if self.ticks * self.slow > 1.0 and self.slow_exposure > 0:  # once it has a baseline, a surge moves it no more than 1.5x its rate
                 got = min(got, BASELINE_CLIP * exposure * self.slow_inter / self.slow_exposure)
             self.slow_inter = a * got + (1 - a) * self.slow_inter
             self.slow_exposure = a * exposure + (1 - a) * self.slow_exposure

@@ -154,3 +154,12 @@ def test_the_value_predictor_is_finite_whatever_the_snapshots(steps):
         ts += dt
         rate = vr.update(_snapshot(ts, online, total), {"comment": 1e6})
         assert math.isfinite(rate) and rate >= 0
+
+
+def test_the_value_predictor_survives_a_room_with_nobody_online():
+    """The repro: comments while nobody is online (no enters seen) for longer than
+    the baseline's warm-up divided by an exposure of zero."""
+    vr = ValueRate()
+    for k in range(1, 60):
+        rate = vr.update(_snapshot(5.0 * k, 0, 3.0 * k), {"comment": 1.0})
+        assert math.isfinite(rate) and rate >= 0
