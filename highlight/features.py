@@ -67,6 +67,7 @@ class VideoSignals:
     face_share: np.ndarray  # the largest face's share of the picture (0 where none), per keyframe held
     face_x: np.ndarray  # its centre, 0-1 across the picture; NaN where no face was seen
     cut_times: list[float] = field(default_factory=list)
+    novelty: np.ndarray | None = None  # how far the picture's histogram is from the broadcast's usual one
     motion: np.ndarray | None = None  # filled by the fine pass where it ran (NaN elsewhere)
     active_x: np.ndarray | None = None  # centre of the motion, 0-1 across; fine pass only (NaN elsewhere)
 
@@ -94,12 +95,14 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignal
     share = np.full(seconds, np.nan)
     face_x = np.full(seconds, np.nan)
     cuts = np.zeros(seconds)
+    hists = np.full((seconds, 64), np.nan)
     cut_times: list[float] = []
     finder = FaceFinder()
     prev_hist = None
     prev_t = None
-    for t, frame in gray_frames(path, width=w, height=h, keyframes_only=True, start=start or None,
-                                duration=seconds):
+    for t, rgb in gray_frames(path, width=w, height=h, keyframes_only=True, start=start or None,
+                              duration=seconds, color=True):
+        frame = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         t -= start
         if not 0 <= t < seconds:
             continue
@@ -111,6 +114,7 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignal
         if face:
             face_x[s] = face[0]
         hist = _hist(frame)
+        hists[s] = _colour_hist(rgb, hist)
         if prev_hist is not None:
             chi = 0.5 * float(np.sum((hist - prev_hist) ** 2 / (hist + prev_hist + 1e-9)))
             # a jump in the picture, or a keyframe well inside the regular GOP: a cut
@@ -125,7 +129,31 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignal
     # A face seen at a keyframe stays until the next keyframe says otherwise.
     seen = _hold(np.where(np.isnan(share), np.nan, np.where(share > 0, 1.0, 0.0)), 0.0) > 0
     face_x = np.where(seen, _hold(face_x, np.nan), np.nan)
-    return VideoSignals(seconds, bright, sharp, cuts, _hold(share, 0.0), face_x, cut_times)
+    return VideoSignals(seconds, bright, sharp, cuts, _hold(share, 0.0), face_x, cut_times,
+                        novelty=_novelty(hists))
+
+
+def _colour_hist(rgb: np.ndarray, gray_hist: np.ndarray) -> np.ndarray:
+    """Half gray levels (32 bins), half hue x saturation (8 x 4): a green cartoon
+    and a gray street of the same brightness are told apart."""
+    import cv2
+
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hs = np.bincount((hsv[..., 0] // 23).ravel() * 4 + (hsv[..., 1] // 64).ravel(), minlength=32)[:32]
+    return np.r_[gray_hist, hs / max(hs.sum(), 1)] / 2
+
+
+def _novelty(hists: np.ndarray) -> np.ndarray:
+    """Chi-square distance of each second's picture histogram (held from its
+    keyframe) to the broadcast's median histogram: a scene unlike the room's
+    usual picture, brighter, darker or other, stands out."""
+    seen = ~np.isnan(hists[:, 0])
+    if not seen.any():
+        return np.zeros(len(hists))
+    usual = np.median(hists[seen], axis=0)
+    d = np.full(len(hists), np.nan)
+    d[seen] = 0.5 * np.sum((hists[seen] - usual) ** 2 / (hists[seen] + usual + 1e-9), axis=1)
+    return _hold(d, float(np.nanmedian(d)))
 
 
 def fine_motion(path: Path, signals: VideoSignals, windows: list[tuple[float, float]], *, fps: float = 4.0,
@@ -161,13 +189,15 @@ class AudioSignals:
     flux: np.ndarray
     pitch_var: np.ndarray  # semitones std of f0 over voiced frames
     pause: np.ndarray  # per 0.1 s: True where nobody speaks
+    timbre: np.ndarray | None = None  # distance of the second's mel spectrum to the broadcast's usual one
 
 
 def audio_signals(path: Path, seconds: int, *, sr: int = 16_000, start: float = 0.0) -> AudioSignals:
     import librosa
 
     hop = sr // 10  # 0.1 s frames
-    rms_all, onset_all, flux_all, f0_all = [], [], [], []
+    rms_all, onset_all, flux_all, f0_all, mel_all = [], [], [], [], []
+    mel_basis = librosa.filters.mel(sr=sr, n_fft=1024, n_mels=32)
     for chunk in audio_chunks(path, sr=sr, chunk_s=60.0, start=start or None, duration=seconds):
         if len(chunk) < hop:
             continue
@@ -175,6 +205,7 @@ def audio_signals(path: Path, seconds: int, *, sr: int = 16_000, start: float = 
         rms_all.append(librosa.feature.rms(S=S, frame_length=1024, hop_length=hop)[0])
         onset_all.append(librosa.onset.onset_strength(S=librosa.amplitude_to_db(S), sr=sr, hop_length=hop))
         flux_all.append(np.r_[0.0, np.sqrt((np.diff(S, axis=1).clip(min=0) ** 2).sum(axis=0))])
+        mel_all.append(np.log10(mel_basis @ (S ** 2) + 1e-10).T)
         f0 = librosa.yin(chunk, fmin=70, fmax=400, sr=sr, frame_length=2048, hop_length=hop)
         f0_all.append(f0[: S.shape[1]])
     n10 = seconds * 10
@@ -184,6 +215,10 @@ def audio_signals(path: Path, seconds: int, *, sr: int = 16_000, start: float = 
         return np.pad(x[:n10], (0, max(0, n10 - len(x))))
 
     rms, onset, flux, f0 = fit(rms_all), fit(onset_all), fit(flux_all), fit(f0_all)
+    mel = np.concatenate(mel_all)[:n10] if mel_all else np.zeros((0, 32))
+    mel = np.vstack([mel, np.full((n10 - len(mel), 32), -10.0)]) if len(mel) < n10 else mel
+    per_second_mel = mel.reshape(seconds, 10, 32).mean(axis=1)
+    timbre = np.linalg.norm(per_second_mel - np.median(per_second_mel, axis=0), axis=1)
     db = 20 * np.log10(rms + 1e-6)
     pause = db < max(float(np.percentile(db, 90)) - 25.0, -60.0)
     semis = 12 * np.log2(np.maximum(f0, 1.0) / 100.0)
@@ -191,7 +226,7 @@ def audio_signals(path: Path, seconds: int, *, sr: int = 16_000, start: float = 
     voiced = ~per_s(pause)
     pv = np.array([float(np.std(row[v])) if v.sum() > 3 else 0.0 for row, v in zip(per_s(semis), voiced)])
     return AudioSignals(seconds, per_s(db).max(axis=1), per_s(onset).mean(axis=1), per_s(flux).mean(axis=1), pv,
-                        pause)
+                        pause, timbre)
 
 
 INTERACTION_WEIGHTS = {"comment": 1.0, "like": 0.3, "share": 2.0, "follow": 1.0, "gift": 1.0, "cart_add": 2.0,

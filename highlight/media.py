@@ -84,9 +84,10 @@ def _pipe(cmd: list[str], frame_bytes: int) -> Iterator[bytes]:
 
 def gray_frames(path: Path, *, width: int, height: int, fps: float | None = None, keyframes_only: bool = False,
                 start: float | None = None, duration: float | None = None,
-                fast: bool = False) -> Iterator[tuple[float, np.ndarray]]:
-    """``(time, frame)`` of downscaled gray frames. ``keyframes_only`` decodes
-    nothing else (the coarse pass); ``fps`` samples evenly (the fine pass).
+                fast: bool = False, color: bool = False) -> Iterator[tuple[float, np.ndarray]]:
+    """``(time, frame)`` of downscaled gray frames (``color``: RGB, height x
+    width x 3). ``keyframes_only`` decodes nothing else (the coarse pass);
+    ``fps`` samples evenly (the fine pass).
     ``fast`` skips frames no other frame refers to and the deblocking filter:
     about twice as fast, and a sampled, downscaled picture does not miss either."""
     cmd = [ffmpeg_exe(), "-v", "error"]
@@ -100,18 +101,20 @@ def gray_frames(path: Path, *, width: int, height: int, fps: float | None = None
     if duration is not None:
         cmd += ["-t", f"{duration:.3f}"]
     filters = [] if fps is None else [f"fps={fps}"]
-    filters += [f"scale={width}:{height}", "format=gray"]
+    pix = "rgb24" if color else "gray"
+    filters += [f"scale={width}:{height}", f"format={pix}"]
     cmd += ["-an", "-vf", ",".join(filters), "-fps_mode", "passthrough" if keyframes_only else "cfr",
-            "-f", "rawvideo", "-pix_fmt", "gray", "-"]
+            "-f", "rawvideo", "-pix_fmt", pix, "-"]
     # Keyframe times come from the packet index (those inside the range, which is
     # what an input seek with -t lets through); sampled frames are at k/fps.
     times = None
     if keyframes_only:
         lo, hi = (start or 0.0) - 1e-3, (start or 0.0) + duration - 1e-3 if duration is not None else float("inf")
         times = [t for t in keyframe_times(path) if lo <= t < hi]
-    for k, buf in enumerate(_pipe(cmd, width * height)):
+    shape = (height, width, 3) if color else (height, width)
+    for k, buf in enumerate(_pipe(cmd, width * height * (3 if color else 1))):
         t = times[k] if times is not None and k < len(times) else (start or 0.0) + (k / fps if fps else 0.0)
-        yield t, np.frombuffer(buf, dtype=np.uint8).reshape(height, width)
+        yield t, np.frombuffer(buf, dtype=np.uint8).reshape(shape)
 
 
 @lru_cache(maxsize=8)

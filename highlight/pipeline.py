@@ -23,6 +23,7 @@ from .media import MediaError, MediaInfo, ffmpeg_exe, probe
 from .select import Clip, FusionWeights, SelectionConfig, fuse, pause_edges, select_clips, smooth
 
 MANIFEST = "manifest.json"
+CHANGE_SMOOTH_S = 9
 
 
 @dataclass
@@ -37,8 +38,54 @@ class Analysis:
     start: float = 0.0  # the analysed part began here (whole seconds); the signals' second 0
 
 
-def _mean_z(*arrays: np.ndarray) -> np.ndarray:
-    return np.mean([robust_z(a) for a in arrays], axis=0)
+def _strongest(*, levels: tuple[np.ndarray, ...], events: tuple[np.ndarray, ...], high: bool = False) -> np.ndarray:
+    """Per second, the strongest of several robust z-scores of change: a moment
+    may show in any one way, and an average would dilute it. Every series is
+    smoothed over CHANGE_SMOOTH_S first (``high``: levels by a moving 80th
+    percentile, which the silent seconds between phrases do not move): a moment
+    lasts, a pause or one busy second does not. A *level* (brightness, motion,
+    loudness) counts by its distance from the usual either way, since a moment
+    can be darker, stiller or quieter than the room; an *event* rate (cuts,
+    onsets, flux) or a distance (novelty, timbre) counts as it is."""
+    changes = []
+    for x in levels:
+        x = _moving_high(x, CHANGE_SMOOTH_S) if high else smooth(x, CHANGE_SMOOTH_S)
+        changes.append(np.abs(x - np.median(x)))
+    changes += [smooth(x, CHANGE_SMOOTH_S) for x in events]
+    # Evidence adds up: the length of the vector of rises (one strong rise, or
+    # several moderate ones together), then back on one robust scale.
+    rises = np.clip([robust_z(c) for c in changes], 0.0, None)
+    return robust_z(np.sqrt((rises ** 2).sum(axis=0)))
+
+
+def _moving_high(x: np.ndarray, width: int, q: float = 80.0) -> np.ndarray:
+    """The ``q``th percentile over a moving window: how loud the room gets in it,
+    which the silences between a host's phrases do not move (a median flips
+    when half the seconds are pauses)."""
+    if width <= 1 or len(x) == 0:
+        return x
+    left = (width - 1) // 2
+    padded = np.pad(x, (left, width - 1 - left), mode="edge")
+    return np.percentile(np.lib.stride_tricks.sliding_window_view(padded, width), q, axis=1)
+
+
+def video_change(vs: VideoSignals, motion: np.ndarray) -> np.ndarray:
+    """How much the picture changes: brightness, motion and texture away from
+    the usual, a picture unlike the room's usual one, cut density."""
+    novelty = vs.novelty if vs.novelty is not None else np.zeros(vs.seconds)
+    texture = np.log1p(np.maximum(vs.sharpness, 0.0))  # a smooth film scene against a busy street, or the reverse
+    return _strongest(levels=(vs.brightness, motion, texture), events=(novelty, smooth(vs.cuts, 10)))
+
+
+def audio_change(aud) -> np.ndarray:
+    """How much the sound changes: loudness away from the usual either way, a
+    timbre unlike the usual (music or claps instead of a voice), onsets,
+    spectral flux, excited pitch."""
+    timbre = aud.timbre if aud.timbre is not None else np.zeros(aud.seconds)
+    # Digital silence (-120 dB) between two phrases is no deeper a change than 30 dB
+    # under the usual, which a room gone quiet still reaches.
+    loudness = np.maximum(aud.loudness, np.median(aud.loudness) - 30.0)
+    return _strongest(levels=(loudness,), events=(timbre, aud.onset, aud.flux, aud.pitch_var), high=True)
 
 
 def find_highlights(video: Path, *, events: Path | None = None, room_id: str | None = None, t0: float = 0.0,
@@ -62,7 +109,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     started = time.perf_counter()
     aud = audio_signals(video, seconds, start=start) if info.has_audio else None
     timings["audio_s"] = time.perf_counter() - started
-    audio_z = _mean_z(aud.loudness, aud.onset, aud.pitch_var) if aud is not None else zeros
+    audio_z = audio_change(aud) if aud is not None else zeros
     inter_z, lag = zeros, None
     if events is not None and room_id is not None:
         curve = interaction_curve(events, room_id, t0 + start, seconds)
@@ -75,15 +122,17 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     if vs is not None:
         started = time.perf_counter()
         # Fine pass only where something else already stirs (decoding is the cost).
-        hint = audio_z + inter_z + robust_z(vs.cuts)
+        hint = audio_z + inter_z + robust_z(vs.cuts) + (robust_z(vs.novelty) if vs.novelty is not None else 0.0)
         windows = _candidate_windows(hint, seconds, top=selection.top_k + 1)
         fine_motion(video, vs, windows, start=start)
         timings["video_fine_s"] = time.perf_counter() - started
         timings["video_fine_share"] = sum(b - a for a, b in windows) / seconds
         motion = vs.motion if vs.motion is not None else zeros
         motion = np.where(np.isnan(motion), np.nanmedian(motion) if np.isfinite(motion).any() else 0.0, motion)
-        video_z = _mean_z(smooth(vs.cuts, 10), motion, vs.brightness)  # cuts as a density
-    fused, parts = fuse(video_z, audio_z, inter_z, weights, selection.smooth_s)
+        video_z = video_change(vs, motion)
+    present = {"video": video_z if vs is not None else None, "audio": audio_z if aud is not None else None,
+               "interactions": inter_z if lag is not None else None}
+    fused, parts = fuse({k: v for k, v in present.items() if v is not None}, weights, selection.smooth_s)
     pauses = pause_edges(aud.pause) if aud is not None else np.zeros(0)
     cuts = np.array(vs.cut_times) if vs is not None else np.zeros(0)
     clips = select_clips(fused, parts, selection, duration=end - start, pauses=pauses, cuts=cuts)

@@ -1,9 +1,15 @@
 """Fusion of the per-second signals and the choice of clips. Pure functions.
 
-The fused score is a weighted mean of three robust z-scores (video, audio, the
-interactions shifted back by the audience's lag), smoothed over a few seconds.
-A moment worth a clip moves at least two of the three: a decoy that only moves
-the picture or only the sound is never chosen, however strong.
+The fused score is a weighted mean of the robust z-scores of change that are
+present (video, audio, the interactions shifted back by the audience's lag),
+smoothed over a few seconds. A moment worth a clip moves at least two of them:
+a decoy that only moves the picture or only the sound is never chosen, however
+strong. With one signal only (a silent video and no events), it must clear
+``min_single_signal``.
+
+Weights (``FusionWeights``): video 1, audio 1, interactions 1.5 (the audience
+is the most direct evidence that a moment mattered), renormalised over the
+signals present.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ class SelectionConfig:
     smooth_s: int = 5
     min_score: float = 1.0  # fused z at the peak
     min_signal: float = 1.5  # a signal counts as "moved" at this smoothed z (1.0 let noise pass as a second signal)
-    min_signals: int = 2
+    min_signals: int = 2  # of the signals present
+    min_single_signal: float = 4.0  # the bar when only one signal is present
+    min_signal_held: float = 1.0  # a moved signal's mean over the clip's extent
     extent: float = 0.4  # a clip spans the seconds where the score stays above this share of its peak
 
 
@@ -46,20 +54,26 @@ class Clip:
 
 
 def smooth(x: np.ndarray, width: int) -> np.ndarray:
-    if width <= 1:
+    """Moving average over ``width`` seconds, the edges padded with their own
+    values (zeros there would make the first and last seconds look like a drop)."""
+    if width <= 1 or len(x) == 0:
         return x
-    kernel = np.ones(width) / width
-    return np.convolve(x, kernel, mode="same")
+    left = (width - 1) // 2
+    padded = np.pad(x, (left, width - 1 - left), mode="edge")
+    return np.convolve(padded, np.ones(width) / width, mode="valid")
 
 
-def fuse(video: np.ndarray, audio: np.ndarray, inter: np.ndarray, weights: FusionWeights,
-         smooth_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    parts = {"video": smooth(video, smooth_s), "audio": smooth(audio, smooth_s),
-             "interactions": smooth(inter, smooth_s)}
-    w = {"video": weights.video, "audio": weights.audio, "interactions": weights.interactions}
-    total = sum(w.values()) or 1.0
-    fused = sum(w[k] * parts[k] for k in parts) / total
-    return fused, parts
+def fuse(signals: dict[str, np.ndarray], weights: FusionWeights, smooth_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Weighted mean of the signals that are present (a video without sound, or
+    without events, is scored on what it has: the weights of the missing ones
+    are left out, not counted as zeros), each smoothed over ``smooth_s`` seconds."""
+    parts = {k: smooth(v, smooth_s) for k, v in signals.items()}
+    w = {k: getattr(weights, k) for k in parts}
+    total = sum(w.values())
+    if not parts or total <= 0:
+        n = len(next(iter(signals.values()))) if signals else 0
+        return np.zeros(n), parts
+    return sum(w[k] * parts[k] for k in parts) / total, parts
 
 
 def _snap(t: float, anchors: np.ndarray, reach: float) -> tuple[float, bool]:
@@ -96,7 +110,11 @@ def select_clips(fused: np.ndarray, parts: dict[str, np.ndarray], config: Select
         if taken[peak]:
             continue
         moved = {k: float(v[peak]) for k, v in parts.items()}
-        if sum(v >= config.min_signal for v in moved.values()) < config.min_signals:
+        # Two of the signals present must move; a broadcast with only one signal
+        # (a silent video, no events) needs it to move much more.
+        need = min(config.min_signals, len(parts))
+        bar = config.min_signal if len(parts) > 1 else config.min_single_signal
+        if sum(v >= bar for v in moved.values()) < need:
             continue
         level = config.extent * fused[peak]
         a = b = int(peak)
@@ -104,6 +122,10 @@ def select_clips(fused: np.ndarray, parts: dict[str, np.ndarray], config: Select
             a -= 1
         while b < len(fused) - 1 and fused[b + 1] >= level and not taken[b + 1] and b - a + 1 < config.max_s:
             b += 1
+        # ... and stay moved over the moment, not for a few seconds of noise at its peak.
+        held = {k: float(np.mean(v[a:b + 1])) for k, v in parts.items()}
+        if sum(v >= config.min_signal_held for v in held.values()) < need:
+            continue
         start, end = a - config.pad_s, b + 1 + config.pad_s
         if end - start < config.min_s:
             grow = (config.min_s - (end - start)) / 2
