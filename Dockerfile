@@ -10,5 +10,7 @@ COPY liveroom ./liveroom
 RUN pip install . && useradd --create-home liveroom && mkdir -p /data && chown liveroom /data
 COPY examples ./examples
 USER liveroom
+# librosa's numba code compiled once, into the user's cache, not at every first highlight
+RUN python -m highlight.warm
 ENTRYPOINT ["liveroom"]
 CMD ["--help"]
