@@ -51,14 +51,15 @@ def _sound(path: Path) -> np.ndarray:
     return np.frombuffer(proc.stdout, dtype=np.float32).copy()
 
 
-def _prepare(media: Path, work: Path) -> dict[str, Path]:
+def _prepare(media: Path, work: Path, size: tuple[int, int], fps: int) -> dict[str, Path]:
     """The picture sources at one size, each looped forward then backward."""
-    scale = f"scale={WIDTH}:{HEIGHT}:force_original_aspect_ratio=increase,crop={WIDTH}:{HEIGHT},fps={FPS}"
+    w, h = size
+    scale = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},fps={fps}"
     out = {}
     # the room: the street, with the host's face inset in the lower right
     _ff("-i", str(media / "city.mpg"), "-i", str(media / "carphone.mp4"), "-filter_complex",
         f"[0:v]{scale},split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1[bg];"
-        f"[1:v]scale=176:144,fps={FPS},split[c][d];[d]reverse[e];[c][e]concat=n=2:v=1,loop=1:size=200[host];"
+        f"[1:v]scale={w * 176 // 640}:{h * 144 // 360},fps={fps},split[c][d];[d]reverse[e];[c][e]concat=n=2:v=1,loop=1:size=200[host];"
         f"[bg][host]overlay=W-w-16:H-h-16:shortest=1[v]", "-map", "[v]", "-an", "-c:v", "libx264", "-preset",
         "ultrafast", "-crf", "26", str(work / "room.mp4"))
     out["room"] = work / "room.mp4"
@@ -69,10 +70,10 @@ def _prepare(media: Path, work: Path) -> dict[str, Path]:
     return out
 
 
-def _segment(src: Path, length: float, out: Path, *, darker: bool, offset: float) -> None:
+def _segment(src: Path, length: float, out: Path, *, darker: bool, offset: float, fps: int) -> None:
     vf = "eq=brightness=-0.3:contrast=0.8" if darker else "null"
     _ff("-stream_loop", "-1", "-ss", f"{offset:.2f}", "-i", str(src), "-t", f"{length:.3f}", "-vf", vf, "-an",
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "26", "-g", str(2 * FPS), "-pix_fmt", "yuv420p",
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "26", "-g", str(2 * fps), "-pix_fmt", "yuv420p",
         str(out))
 
 
@@ -100,7 +101,8 @@ def _claps(n: int, claps: list[np.ndarray], rng: np.random.Generator, rate: floa
     return out
 
 
-def render(out: Path, *, duration: float, spans: list[Span], media: Path, seed: int = 0) -> Path:
+def render(out: Path, *, duration: float, spans: list[Span], media: Path, seed: int = 0,
+           size: tuple[int, int] = (WIDTH, HEIGHT), fps: int = FPS) -> Path:
     """An mp4 of ``duration`` seconds: the calm room, with ``spans`` (seconds from the start)."""
     rng = np.random.default_rng([seed, 13])
     speech = [_sound(p) for p in sorted((media / "speech").glob("*.wav"))]
@@ -111,7 +113,7 @@ def render(out: Path, *, duration: float, spans: list[Span], media: Path, seed: 
     sound = voice.copy()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        src = _prepare(media, work)
+        src = _prepare(media, work, size, fps)
         pieces: list[tuple[str, float, float, bool]] = []
 
         def show(picture: str, a: float, b: float, dark: bool = False) -> None:
@@ -144,7 +146,7 @@ def render(out: Path, *, duration: float, spans: list[Span], media: Path, seed: 
         names = []
         for k, (picture, a, b, dark) in enumerate(pieces):
             seg = work / f"seg{k:03d}.mp4"
-            _segment(src[picture], b - a, seg, darker=dark, offset=float(rng.uniform(0, 5)))
+            _segment(src[picture], b - a, seg, darker=dark, offset=float(rng.uniform(0, 5)), fps=fps)
             names.append(f"file '{seg}'")
         (work / "list.txt").write_text("\n".join(names) + "\n")
         _ff("-f", "concat", "-safe", "0", "-i", str(work / "list.txt"), "-c", "copy", str(work / "video.mp4"))
@@ -156,7 +158,8 @@ def render(out: Path, *, duration: float, spans: list[Span], media: Path, seed: 
     return out
 
 
-def add_camera_video(folder: Path, *, media: Path, seed: int = 0, variants: tuple[str, ...] = ("plain",)) -> Path:
+def add_camera_video(folder: Path, *, media: Path, seed: int = 0, variants: tuple[str, ...] = ("plain",),
+                     size: tuple[int, int] = (WIDTH, HEIGHT), fps: int = FPS) -> Path:
     """Render ``video.mp4`` for a synthetic session folder from its labels (its
     moments take ``variants`` in turn) and name it in ``session.json``."""
     from streams.session import SESSION_FILE, SessionInfo
@@ -168,7 +171,8 @@ def add_camera_video(folder: Path, *, media: Path, seed: int = 0, variants: tupl
     spans = [Span(m["start"] - t0, m["end"] - t0, "moment", variants[i % len(variants)])
              for i, m in enumerate(x for x in labels["moments"] if x["room_id"] == room)]
     spans += [Span(d["start"] - t0, d["end"] - t0, d["kind"]) for d in labels["decoys"] if d["room_id"] == room]
-    render(folder / "video.mp4", duration=info.end - info.start, spans=spans, media=media, seed=seed)
+    render(folder / "video.mp4", duration=info.end - info.start, spans=spans, media=media, seed=seed, size=size,
+           fps=fps)
     files = msgspec.structs.replace(info.files, video="video.mp4")
     info = msgspec.structs.replace(info, files=files)
     (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")

@@ -175,10 +175,35 @@ def fine_motion(path: Path, signals: VideoSignals, windows: list[tuple[float, fl
         for s, cols in acc.items():
             energy = np.mean(cols, axis=0)
             motion[s] = float(energy.mean())
-            if energy.sum() > 0:
-                active[s] = float(np.dot(energy, columns) / energy.sum())
+            centre = busiest_cluster(energy, columns)
+            if centre is not None:
+                active[s] = centre
     signals.motion = motion
     signals.active_x = active
+
+
+def busiest_cluster(energy: np.ndarray, columns: np.ndarray, *, share: float = 0.5) -> float | None:
+    """Centre (0-1 across) of the run of neighbouring columns with the most motion:
+    columns at ``share`` of the busiest one or more, split where they fall below
+    it. Two groups moving apart give the larger group, not the empty point
+    between them (the centroid of all motion)."""
+    if len(energy) == 0 or energy.max() <= 0:
+        return None
+    hot = energy >= share * energy.max()
+    best, best_energy, i = None, -1.0, 0
+    while i < len(hot):
+        if hot[i]:
+            j = i
+            while j < len(hot) and hot[j]:
+                j += 1
+            total = float(energy[i:j].sum())
+            if total > best_energy:
+                best, best_energy = (i, j), total
+            i = j
+        else:
+            i += 1
+    a, b = best
+    return float(np.dot(energy[a:b], columns[a:b]) / energy[a:b].sum())
 
 
 @dataclass

@@ -24,6 +24,7 @@ from .select import Clip, FusionWeights, SelectionConfig, fuse, pause_edges, sel
 
 MANIFEST = "manifest.json"
 CHANGE_SMOOTH_S = 9
+FINE_SHARE = 0.25  # the fine (motion) pass decodes at most this share of the video
 
 
 @dataclass
@@ -38,24 +39,41 @@ class Analysis:
     start: float = 0.0  # the analysed part began here (whole seconds); the signals' second 0
 
 
-def _strongest(*, levels: tuple[np.ndarray, ...], events: tuple[np.ndarray, ...], high: bool = False) -> np.ndarray:
+def _strongest(*, levels: tuple[np.ndarray, ...], events: tuple[np.ndarray, ...],
+               partial: tuple[np.ndarray, ...] = (), high: bool = False) -> np.ndarray:
     """Per second, the strongest of several robust z-scores of change: a moment
     may show in any one way, and an average would dilute it. Every series is
     smoothed over CHANGE_SMOOTH_S first (``high``: levels by a moving 80th
     percentile, which the silent seconds between phrases do not move): a moment
     lasts, a pause or one busy second does not. A *level* (brightness, motion,
     loudness) counts by its distance from the usual either way, since a moment
-    can be darker, stiller or quieter than the room; an *event* rate (cuts,
-    onsets, flux) or a distance (novelty, timbre) counts as it is."""
+    can be darker or quieter than the room; an *event* rate (cuts, onsets,
+    flux) or a distance (novelty, timbre) counts as it is. A *partial* series
+    (motion: measured by the fine pass in candidate windows only, whose usual
+    level is a moment's, not the room's) counts only as a rise over what was
+    measured."""
     changes = []
     for x in levels:
         x = _moving_high(x, CHANGE_SMOOTH_S) if high else smooth(x, CHANGE_SMOOTH_S)
-        changes.append(np.abs(x - np.median(x)))
-    changes += [smooth(x, CHANGE_SMOOTH_S) for x in events]
+        changes.append(robust_z(np.abs(x - np.median(x))))
+    changes += [robust_z(smooth(x, CHANGE_SMOOTH_S)) for x in events]
+    for x in partial:  # measured in some seconds only: a rise against those, nothing elsewhere
+        seen = ~np.isnan(x)
+        if seen.any():
+            x = smooth(np.where(seen, x, np.median(x[seen])), CHANGE_SMOOTH_S)
+            changes.append(np.where(seen, _z_on(x, seen), 0.0))
     # Evidence adds up: the length of the vector of rises (one strong rise, or
     # several moderate ones together), then back on one robust scale.
-    rises = np.clip([robust_z(c) for c in changes], 0.0, None)
+    rises = np.clip(changes, 0.0, None)
     return robust_z(np.sqrt((rises ** 2).sum(axis=0)))
+
+
+def _z_on(x: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Robust z-scores with the median and spread of the measured seconds only."""
+    ref = x[seen]
+    med = float(np.median(ref))
+    scale = max(float(np.median(np.abs(ref - med))) * 1.4826, 0.5 * float(np.std(ref)), 1e-6)
+    return (x - med) / scale
 
 
 def _moving_high(x: np.ndarray, width: int, q: float = 80.0) -> np.ndarray:
@@ -70,11 +88,11 @@ def _moving_high(x: np.ndarray, width: int, q: float = 80.0) -> np.ndarray:
 
 
 def video_change(vs: VideoSignals, motion: np.ndarray) -> np.ndarray:
-    """How much the picture changes: brightness, motion and texture away from
-    the usual, a picture unlike the room's usual one, cut density."""
+    """How much the picture changes: brightness and texture away from the
+    usual, a picture unlike the room's usual one, cut density, motion."""
     novelty = vs.novelty if vs.novelty is not None else np.zeros(vs.seconds)
     texture = np.log1p(np.maximum(vs.sharpness, 0.0))  # a smooth film scene against a busy street, or the reverse
-    return _strongest(levels=(vs.brightness, motion, texture), events=(novelty, smooth(vs.cuts, 10)))
+    return _strongest(levels=(vs.brightness, texture), events=(novelty, smooth(vs.cuts, 10)), partial=(motion,))
 
 
 def audio_change(aud) -> np.ndarray:
@@ -123,12 +141,14 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
         started = time.perf_counter()
         # Fine pass only where something else already stirs (decoding is the cost).
         hint = audio_z + inter_z + robust_z(vs.cuts) + (robust_z(vs.novelty) if vs.novelty is not None else 0.0)
-        windows = _candidate_windows(hint, seconds, top=selection.top_k + 1)
+        # At most FINE_SHARE of the video: on a short one, +-20 s around six peaks was two thirds of it.
+        top = selection.top_k + 1
+        half = int(max(4, min(20, FINE_SHARE * seconds / (2 * top))))
+        windows = _candidate_windows(hint, seconds, top=top, half=half)
         fine_motion(video, vs, windows, start=start)
         timings["video_fine_s"] = time.perf_counter() - started
         timings["video_fine_share"] = sum(b - a for a, b in windows) / seconds
-        motion = vs.motion if vs.motion is not None else zeros
-        motion = np.where(np.isnan(motion), np.nanmedian(motion) if np.isfinite(motion).any() else 0.0, motion)
+        motion = vs.motion if vs.motion is not None else np.full(seconds, np.nan)
         video_z = video_change(vs, motion)
     present = {"video": video_z if vs is not None else None, "audio": audio_z if aud is not None else None,
                "interactions": inter_z if lag is not None else None}

@@ -76,3 +76,18 @@ def test_fusion_counts_only_the_signals_present():
     assert select_clips(fused, parts, config, duration=n, pauses=np.zeros(0), cuts=np.zeros(0)) == []
     fused, parts = fuse({"video": up * 2}, FusionWeights(), 1)
     assert len(select_clips(fused, parts, config, duration=n, pauses=np.zeros(0), cuts=np.zeros(0))) == 1
+
+
+def test_the_crop_follows_the_larger_group_not_the_gap_between():
+    """Two groups moving: a small one on the left, a larger one on the right.
+    The centroid of all motion falls in the empty middle."""
+    from highlight.features import busiest_cluster
+
+    columns = (np.arange(64) + 0.5) / 64
+    energy = np.zeros(64)
+    energy[4:10] = 5.0  # small group, left
+    energy[44:58] = 6.0  # larger group, right
+    centroid = float(np.dot(energy, columns) / energy.sum())
+    assert 0.4 < centroid < 0.7  # the old crop: between the two
+    assert busiest_cluster(energy, columns) == pytest.approx(51 / 64, abs=0.02)
+    assert busiest_cluster(np.zeros(64), columns) is None
