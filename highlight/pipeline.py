@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -121,12 +122,23 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     seconds = max(1, int(math.ceil(end - start)))
     zeros = np.zeros(seconds)
     timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            timings[name] = time.perf_counter() - began
+
+    # The sound and the keyframes are decoded side by side (two ffmpeg processes;
+    # librosa and OpenCV let go of the GIL): the two passes overlap on two cores.
     started = time.perf_counter()
-    vs = coarse_video(video, seconds, start=start) if info.has_video else None
-    timings["video_coarse_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    aud = audio_signals(video, seconds, start=start) if info.has_audio else None
-    timings["audio_s"] = time.perf_counter() - started
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        audio_job = pool.submit(timed, "audio_s", audio_signals, video, seconds, start=start) \
+            if info.has_audio else None
+        vs = timed("video_coarse_s", coarse_video, video, seconds, start=start) if info.has_video else None
+        aud = audio_job.result() if audio_job is not None else None
+    timings["coarse_and_audio_wall_s"] = time.perf_counter() - started
     audio_z = audio_change(aud) if aud is not None else zeros
     inter_z, lag = zeros, None
     if events is not None and room_id is not None:
