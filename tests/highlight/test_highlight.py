@@ -172,3 +172,17 @@ def test_a_part_from_the_start_sees_nothing_after_its_end(broadcasts):
     part = find_highlights(session.video_path, end=180)
     assert part.video.seconds == 180 and all(t < 180 for t in part.cut_times)
     assert part.cut_times == [t for t in whole.cut_times if t < 180]  # same cuts, none piled up at the end
+
+
+def test_darker_quieter_and_talked_over_moments_found_from_the_video_alone(tmp_path):
+    """Synthetic moments that go the other way: the light drops, the host stops,
+    or talks on under the claps. Found with events and from the file alone."""
+    folder = synth_session(tmp_path / "v", minutes=8, seed=62, lag_s=8.0)
+    add_video(folder, seed=62, variants=("talking", "darker", "quieter"))
+    session = open_session(folder)
+    for kw in ({"events": session.events_path, "room_id": session.info.room_id, "t0": session.info.start}, {}):
+        a = find_highlights(session.video_path, **kw)
+        score = score_clips(a.clips, _truth(session), cuts=a.cut_times, pauses=a.pause_times)
+        assert score["f1"] >= 0.9, (kw.keys(), score, [(c.start, c.end, c.signals) for c in a.clips])
+        for c in a.clips:
+            assert all(min(c.end, d[1]) - max(c.start, d[0]) <= 0 for d in _truth(session, "decoys")), c
