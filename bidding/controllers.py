@@ -23,8 +23,7 @@ PACING_GAIN = 0.2  # log-step of r_budget per plan share of spend over or under 
 PACING_SETTLE = 40.0  # ticks after which the pacing gain has fallen by 1/sqrt(2)
 PACE_CLIP = 5.0  # a tick's spend counts at most this many times the usual spend over plan
 CAP_MARGIN = 0.9  # r_cap aims the campaign's cost per interaction at this share of C
-CAP_START = 1.0  # r_cap starts at this share of C
-CAP_EVIDENCE = 5  # r_cap moves from its start once this many ticks have bought something
+CAP_EVIDENCE = 5  # r_cap moves from C once this many ticks have bought something
 CAP_FLOOR = 0.6  # however far over the aim the total is, the rest of the room aims at least this share of it
 CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick (it falls at once) ...
 CAP_MAX_RISE = 1.5  # ... and to at most this many times the thresholds it has bought at
@@ -69,7 +68,6 @@ class BidderState(msgspec.Struct, kw_only=True):
     ramp_end_ts: float | None = None
     last_entries: int = 0
     last_confirmed: float = 0.0
-    last_wanted: float = 0.0
     last_plan: float = 0.0
     # interaction MCB / pacers
     lam: float = 0.0  # reported: 1 / r_budget
@@ -141,7 +139,6 @@ class Bidder:
                 proposal = _pause(why, proposal.lam, proposal.mu)
         else:
             cap = 0.0
-        st.last_wanted = cap
         st.last_multiplier = proposal.multiplier if cap > 0 else 0.0
         return self._decision(obs, proposal, cap)
 
@@ -190,9 +187,8 @@ class Bidder:
         reason = f"ramp: {got}/{ramp.target_paid_entries} paid entries after {elapsed:.0f}s"
         cap = ramp.max_cost_per_entry
         # The cost cap holds during the ramp too: no viewer is bid above what the cap
-        # allows for their predicted value (r_cap learns from the ramp's own buys).
-        if st.r_cap <= 0.0:
-            st.r_budget, st.r_cap = self.campaign.mcb.max_cost_per_interaction, CAP_START * self.campaign.mcb.max_cost_per_interaction
+        # allows for their predicted value (r_cap, which MCB set this tick, learns
+        # from the ramp's own buys).
         if unit <= 0:  # nothing to hold the cost cap against yet: wait for the room's first interactions
             return Proposal(FAST_RAMP, cap, 0.0, 0.0, reason + "; waiting for a value to bid on")
         multiplier = min(st.ramp_bid, st.r_cap)
@@ -224,7 +220,7 @@ class Bidder:
         plan, ticks_left = self._plan_per_tick(obs, spend)
         confirmed = st.guard.covered_total
         if st.r_budget <= 0.0:
-            st.r_budget, st.r_cap = cap_c, CAP_START * cap_c
+            st.r_budget = st.r_cap = cap_c
         spent_tick = max(confirmed - st.last_confirmed, 0.0)
         if st.last_plan > 0:
             # Dual subgradient on the budget: the last tick's spend over its plan
@@ -246,7 +242,7 @@ class Bidder:
             st.cap_spend_r += spent_tick * st.last_multiplier
             st.cap_ticks += 1
         if bought_value_total is not None and math.isfinite(bought_value_total) and bought_value_total > 0 \
-                and st.cap_ticks > 0 and confirmed > 0:
+                and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
             # Bought at thresholds averaging r_used, the campaign paid cpi per
             # interaction; cost per interaction scales with the threshold, so
             # r_used x aim / cpi is where it meets the aim (the predictor's bias
@@ -262,9 +258,7 @@ class Bidder:
                 else aim
             future_aim = max(future_aim, CAP_FLOOR * aim) if math.isfinite(future_aim) else aim
             target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
-            if st.cap_ticks < CAP_EVIDENCE:  # too few buys to move on
-                pass
-            elif target > st.r_cap:
+            if target > st.r_cap:
                 st.r_cap = min(target, CAP_MAX_RISE * r_used, CAP_RISE_PER_TICK * st.r_cap)
             else:
                 st.r_cap = target
