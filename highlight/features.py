@@ -24,12 +24,14 @@ COARSE_SIZE = (192, 108)  # large enough for a host's face (Haar finds faces fro
 FINE_SIZE = (64, 36)
 
 
-def robust_z(x: np.ndarray) -> np.ndarray:
-    """(x - median) / (1.4826 MAD). For sparse signals (shot cuts: mostly zero, so
-    MAD = 0) half the standard deviation is the floor, so a lone event is not a spike."""
-    med = float(np.median(x))
-    mad = float(np.median(np.abs(x - med))) * 1.4826
-    scale = max(mad, 0.5 * float(np.std(x)), 1e-6)
+def robust_z(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
+    """(x - median) / (1.4826 MAD), the median and MAD of ``ref`` (default: ``x``).
+    For sparse signals (shot cuts: mostly zero, so MAD = 0) half the standard
+    deviation is the floor, so a lone event is not a spike."""
+    ref = x if ref is None else ref
+    med = float(np.median(ref))
+    mad = float(np.median(np.abs(ref - med))) * 1.4826
+    scale = max(mad, 0.5 * float(np.std(ref)), 1e-6)
     return (x - med) / scale
 
 

@@ -40,19 +40,21 @@ class Analysis:
     start: float = 0.0  # the analysed part began here (whole seconds); the signals' second 0
 
 
-def _strongest(*, levels: tuple[np.ndarray, ...], events: tuple[np.ndarray, ...],
-               partial: tuple[np.ndarray, ...] = (), high: bool = False) -> np.ndarray:
-    """Per second, the strongest of several robust z-scores of change: a moment
-    may show in any one way, and an average would dilute it. Every series is
-    smoothed over CHANGE_SMOOTH_S first (``high``: levels by a moving 80th
-    percentile, which the silent seconds between phrases do not move): a moment
-    lasts, a pause or one busy second does not. A *level* (brightness, motion,
-    loudness) counts by its distance from the usual either way, since a moment
-    can be darker or quieter than the room; an *event* rate (cuts, onsets,
-    flux) or a distance (novelty, timbre) counts as it is. A *partial* series
-    (motion: measured by the fine pass in candidate windows only, whose usual
-    level is a moment's, not the room's) counts only as a rise over what was
-    measured."""
+def _change_evidence(*, levels: tuple[np.ndarray, ...], events: tuple[np.ndarray, ...],
+                     partial: tuple[np.ndarray, ...] = (), high: bool = False) -> np.ndarray:
+    """Per second, how strongly several measures of change agree that something
+    changed: the length of the vector of their rises (robust z-scores above 0),
+    back on one robust scale. One strong rise counts, and so do several moderate
+    ones together; a moment may show in any one way, and an average would dilute
+    it. Every series is smoothed over CHANGE_SMOOTH_S first (``high``: levels by
+    a moving 80th percentile, which the silent seconds between phrases do not
+    move): a moment lasts, a pause or one busy second does not. A *level*
+    (brightness, texture, loudness) counts by its distance from the usual either
+    way, since a moment can be darker or quieter than the room; an *event* rate
+    (cuts, onsets, flux) or a distance (novelty, timbre) counts as it is. A
+    *partial* series (motion: measured by the fine pass in candidate windows only,
+    whose usual level is a moment's, not the room's) counts only as a rise over
+    what was measured."""
     changes = []
     for x in levels:
         x = _moving_high(x, CHANGE_SMOOTH_S) if high else smooth(x, CHANGE_SMOOTH_S)
@@ -62,19 +64,9 @@ def _strongest(*, levels: tuple[np.ndarray, ...], events: tuple[np.ndarray, ...]
         seen = ~np.isnan(x)
         if seen.any():
             x = smooth(np.where(seen, x, np.median(x[seen])), CHANGE_SMOOTH_S)
-            changes.append(np.where(seen, _z_on(x, seen), 0.0))
-    # Evidence adds up: the length of the vector of rises (one strong rise, or
-    # several moderate ones together), then back on one robust scale.
+            changes.append(np.where(seen, robust_z(x, x[seen]), 0.0))
     rises = np.clip(changes, 0.0, None)
     return robust_z(np.sqrt((rises ** 2).sum(axis=0)))
-
-
-def _z_on(x: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Robust z-scores with the median and spread of the measured seconds only."""
-    ref = x[seen]
-    med = float(np.median(ref))
-    scale = max(float(np.median(np.abs(ref - med))) * 1.4826, 0.5 * float(np.std(ref)), 1e-6)
-    return (x - med) / scale
 
 
 def _moving_high(x: np.ndarray, width: int, q: float = 80.0) -> np.ndarray:
@@ -93,7 +85,7 @@ def video_change(vs: VideoSignals, motion: np.ndarray) -> np.ndarray:
     usual, a picture unlike the room's usual one, cut density, motion."""
     novelty = vs.novelty if vs.novelty is not None else np.zeros(vs.seconds)
     texture = np.log1p(np.maximum(vs.sharpness, 0.0))  # a smooth film scene against a busy street, or the reverse
-    return _strongest(levels=(vs.brightness, texture), events=(novelty, smooth(vs.cuts, 10)), partial=(motion,))
+    return _change_evidence(levels=(vs.brightness, texture), events=(novelty, smooth(vs.cuts, 10)), partial=(motion,))
 
 
 def audio_change(aud) -> np.ndarray:
@@ -104,7 +96,7 @@ def audio_change(aud) -> np.ndarray:
     # Digital silence (-120 dB) between two phrases is no deeper a change than 30 dB
     # under the usual, which a room gone quiet still reaches.
     loudness = np.maximum(aud.loudness, np.median(aud.loudness) - 30.0)
-    return _strongest(levels=(loudness,), events=(timbre, aud.onset, aud.flux, aud.pitch_var), high=True)
+    return _change_evidence(levels=(loudness,), events=(timbre, aud.onset, aud.flux, aud.pitch_var), high=True)
 
 
 def find_highlights(video: Path, *, events: Path | None = None, room_id: str | None = None, t0: float = 0.0,
