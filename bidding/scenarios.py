@@ -77,9 +77,11 @@ def room(shape: str | None, variant: int, minutes: float) -> tuple[tuple[RoomMet
 
     if shape is None:
         session = open_session(SAMPLE)
+        assert session.campaign() is not None, "the sample session carries its campaign"
         return tuple(session_metrics(session)), session.campaign()
     with tempfile.TemporaryDirectory() as tmp:
         session = open_session(synth_session(Path(tmp) / "room", minutes=minutes, seed=101 + variant, shape=shape))
+        assert session.campaign() is not None, "synthetic sessions carry a campaign"
         return tuple(session_metrics(session)), session.campaign()
 
 

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from bidding.live import LiveBidding
-from streams.models import Campaign
+from streams.models import Campaign, no_campaign
 from streams.replay import JsonLinesWriter, ReplayResult, replay_session
 from streams.session import Session
 
@@ -33,8 +33,9 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
     campaign = session.campaign()
 
     def campaign_for(room_id: str) -> Campaign:
-        # No campaign, no spend: rooms other than the session's get a zero budget (as on Kafka).
-        return campaign if room_id == campaign.room_id else Campaign(room_id=room_id, total_budget=0.0)
+        # No campaign, no spend: a session without one, and rooms other than the
+        # session's, get a zero budget (as on Kafka).
+        return campaign if campaign is not None and room_id == campaign.room_id else no_campaign(room_id)
 
     bidding = LiveBidding(campaign_for, strategy=settings.bidding_strategy, tick_s=settings.tick_s)
     decisions = JsonLinesWriter(out_dir / BID_DECISIONS_FILE)

@@ -11,6 +11,7 @@ into a session folder that ``liveroom replay`` accepts.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -18,6 +19,7 @@ import msgspec
 from .core import dead_letter
 from .events import BlankLines, LongInput, decode_or_none
 from .kafka_topics import CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig
+from .models import Campaign
 from .session import SESSION_FILE, LineReader, ReadLimits, Session, SessionFiles, SessionInfo
 
 
@@ -149,11 +151,62 @@ def unpack(value: bytes) -> list[bytes]:
     return [bytes(item) for item in items] if items is not None else [value]
 
 
+@dataclass(frozen=True)
+class Recording:
+    """What ``record_room`` wrote: the folder, its event count, and the room's
+    campaign as found on ``liveroom.campaigns`` (None, with ``campaign_note``
+    saying why, when there was none or it was not valid)."""
+
+    folder: Path
+    events: int
+    campaign: Campaign | None
+    campaign_note: str
+
+
+def read_campaign(config: KafkaConfig, room_id: str, *, topic: str = CAMPAIGNS,
+                  timeout_s: float = 15.0) -> tuple[Campaign | None, str]:
+    """The room's newest campaign on the compacted campaigns topic, read up to
+    its end as it is now: ``(campaign, "")``, or ``(None, why)``."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, **config.kafka_python_options())
+    key = room_id.encode()
+    newest: bytes | None = None
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return None, f"no topic {topic}"
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for rec in records:
+                    if rec.key == key:
+                        newest = rec.value  # a tombstone (None) withdraws the campaign
+    finally:
+        consumer.close()
+    if newest is None:
+        return None, f"no campaign for room {room_id!r} on {topic}"
+    try:
+        campaign = msgspec.json.decode(newest, type=Campaign)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return None, f"the campaign for room {room_id!r} on {topic} is not valid ({exc})"
+    if campaign.room_id != room_id:
+        return None, f"the campaign under key {room_id!r} on {topic} names room {campaign.room_id!r}"
+    return campaign, ""
+
+
 def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: str = EVENTS,
-                from_beginning: bool = True, idle_timeout_s: float = 10.0, max_seconds: float | None = None) -> Path:
-    """Capture one room's events into a session folder. Stops at the room's
-    ``room_end`` once nothing more arrives, after ``idle_timeout_s`` without a
-    message, or after ``max_seconds``."""
+                from_beginning: bool = True, idle_timeout_s: float = 10.0,
+                max_seconds: float | None = None) -> Recording:
+    """Capture one room's events, and its campaign from ``liveroom.campaigns``,
+    into a session folder. Stops at the room's ``room_end`` once nothing more
+    arrives, after ``idle_timeout_s`` without a message, or after ``max_seconds``.
+    A room without a (valid) campaign is recorded without one: replaying it bids
+    with a zero budget, never a default one."""
     from kafka import KafkaConsumer
 
     folder = Path(out)
@@ -191,7 +244,8 @@ def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: st
         consumer.close()
     if n == 0:
         raise ValueError(f"no events of room {room_id!r} on {topic}")
+    campaign, note = read_campaign(config, room_id)
     info = SessionInfo(room_id=room_id, start=lo, end=hi, title=f"recorded from {topic}",
-                       files=SessionFiles(events="events.jsonl"))
+                       files=SessionFiles(events="events.jsonl"), campaign=campaign)
     (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
-    return folder
+    return Recording(folder=folder, events=n, campaign=campaign, campaign_note=note)

@@ -100,10 +100,24 @@ class McbSettings(msgspec.Struct, kw_only=True, frozen=True):
     )
 
 
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]  # ISO 4217, e.g. CNY, USD
+
+
 class Campaign(msgspec.Struct, kw_only=True, frozen=True):
-    """Per-room settings (``liveroom.campaigns``, compacted, keyed by room)."""
+    """Per-room settings (``liveroom.campaigns``, compacted, keyed by room).
+
+    ``total_budget`` has no default on purpose: money is never invented. A room
+    without a campaign gets none of it (``no_campaign``: a zero budget), and a
+    campaign that does not say its budget is refused. ``currency`` labels
+    budgets, spend and GMV in reports (None: not given, shown as such)."""
 
     room_id: str
-    total_budget: Budget = 1000.0
+    total_budget: Budget
+    currency: Currency | None = None
     ramp: RampSettings = msgspec.field(default_factory=RampSettings)
     mcb: McbSettings = msgspec.field(default_factory=McbSettings)
+
+
+def no_campaign(room_id: str) -> Campaign:
+    """What a room without a campaign bids with: nothing (no campaign, no spend)."""
+    return Campaign(room_id=room_id, total_budget=0.0)

@@ -60,8 +60,9 @@ class Session:
     def name(self) -> str:
         return self.folder.name
 
-    def campaign(self) -> Campaign:
-        return self.info.campaign or Campaign(room_id=self.info.room_id)
+    def campaign(self) -> Campaign | None:
+        """The session's campaign as recorded; None when it has none (never a default)."""
+        return self.info.campaign
 
 
 MAX_SESSION_JSON_BYTES = 1 << 20

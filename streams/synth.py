@@ -230,7 +230,7 @@ def simulate_room(rng: np.random.Generator, plan: RoomPlan, *, duplicate_rate: f
 def default_campaign(room_id: str, minutes: float) -> Campaign:
     """A campaign sized to the synthetic room, so its budget binds."""
     total = round(30.0 * minutes, 2)
-    return Campaign(room_id=room_id, total_budget=total,
+    return Campaign(room_id=room_id, total_budget=total, currency="CNY",
                     ramp=RampSettings(window_s=min(300.0, minutes * 20.0), budget=round(0.1 * total, 2),
                                       target_paid_entries=int(6 * minutes), max_cost_per_entry=1.0),
                     mcb=McbSettings(max_cost_per_interaction=0.5, duration_s=minutes * 60.0))
