@@ -93,38 +93,33 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float, re
     from .embedded import run_embedded
 
     result = run_embedded(sess, out_dir, settings, progress=show, report=report)
-    s = result.summary
+    s, t = result.summary, result.phases_s
+    clips = "" if result.clips is None else f", {result.clips} clip(s)"
+    phases = ", ".join(f"{name} {sec:.2f} s" for name, sec in t.items())
     click.echo(
-        f"{s['inputs']} inputs: {s['processed']} processed, {s['duplicates']} duplicates, "
-        f"{s['dead_letters']} dead letters; {s['outputs']['room-metrics.jsonl']} snapshots, "
-        f"{s['outputs']['moments.jsonl']} moments, bid decisions; {result.events_per_s:,.0f} inputs/s"
+        f"{s['inputs']:,} inputs: {s['processed']:,} processed, {s['duplicates']:,} duplicates, "
+        f"{s['dead_letters']:,} dead letters; {s['outputs']['room-metrics.jsonl']:,} snapshots, "
+        f"{s['outputs']['moments.jsonl']:,} moments, {result.decisions:,} bid decisions{clips}"
     )
-    click.echo(f"outputs in {out_dir}/")
+    click.echo(f"{result.total_s:.1f} s in all ({phases}; events at {result.inputs_per_s:,.0f} inputs/s)")
+    if sess.campaign() is None:
+        click.echo(f"no campaign in {session / 'session.json'}: every room bid with a zero budget")
+    click.echo(f"outputs in {out_dir}/ (open {out_dir / 'report.html'})" if report else f"outputs in {out_dir}/")
 
 
 @main.command()
 @click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
-@click.option("--loglevel", default="info", show_default=True)
+@click.option("--loglevel", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
+              show_default=True, help="The libraries' (Faust, aiokafka) level; liveroom's own lines are INFO or lower.")
 def worker(bootstrap: str | None, loglevel: str) -> None:
-    """Run the Faust worker: room state, metrics, moments, bid decisions (creates the topics first)."""
-    import faust
+    """Run the Faust worker: room state, metrics, moments, bid decisions, and its web pages
+    (creates the topics first)."""
+    from .worker import PortInUse, run_worker
 
-    from streams.kafka_app import create_app
-    from streams.kafka_topics import create_topics
-
-    from .kafka_bidding import add_bidding
-
-    settings = Settings()
-    config = settings.kafka_config(bootstrap)
-    create_topics(config)
-    app = create_app(config, settings.core_config())
-    add_bidding(app, config, strategy=settings.bidding_strategy, tick_s=settings.tick_s,
-                dead_letter_max_raw=settings.dead_letter_max_raw)
-    runner = faust.Worker(app, loglevel=loglevel, quiet=True)
-    # Faust's terminal spinner sets the root logger to DEBUG below loglevel info, so
-    # every library's debug call (aiokafka: one per message sent) builds a record.
-    runner.spinner = None
-    runner.execute_from_commandline()
+    try:
+        run_worker(bootstrap, loglevel)
+    except PortInUse as exc:
+        raise UserError(str(exc)) from None
 
 
 @main.command()
@@ -135,6 +130,31 @@ def topics(bootstrap: str | None) -> None:
 
     created = create_topics(Settings().kafka_config(bootstrap))
     click.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
+
+
+@main.command()
+@click.argument("topic")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--room", default=None, help="Only this room's messages (the message key).")
+@click.option("--from-beginning", is_flag=True, help="From the topic's first message (default: new messages only).")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
+              help="Stop after this many seconds without a message (default: follow until Ctrl-C).")
+@click.option("--max", "max_messages", type=click.IntRange(min=1), default=None, help="Stop after this many messages.")
+def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bool, idle_timeout: float | None,
+         max_messages: int | None) -> None:
+    """Print TOPIC's messages as readable lines (events, room-metrics, moments, bid-decisions, campaigns, clips,
+    dead-letters; the liveroom. prefix is optional)."""
+    from .tail import tail as follow, topic_name
+
+    try:
+        name = topic_name(topic)
+        for line in follow(Settings().kafka_config(bootstrap), name, room=room, from_beginning=from_beginning,
+                           idle_timeout_s=idle_timeout, max_messages=max_messages):
+            click.echo(line)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()
@@ -149,11 +169,16 @@ def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float,
     from streams.kafka_io import record_room
 
     try:
-        folder = record_room(Settings().kafka_config(bootstrap), room, out_dir, from_beginning=not latest,
-                             idle_timeout_s=idle_timeout)
+        rec = record_room(Settings().kafka_config(bootstrap), room, out_dir, from_beginning=not latest,
+                          idle_timeout_s=idle_timeout)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    click.echo(f"session recorded to {folder}/")
+    if rec.campaign is not None:
+        currency = f" {rec.campaign.currency}" if rec.campaign.currency else ""
+        click.echo(f"campaign: budget {rec.campaign.total_budget:g}{currency}, from liveroom.campaigns")
+    else:
+        click.echo(f"campaign: none ({rec.campaign_note}); a replay of this folder bids with a zero budget")
+    click.echo(f"{rec.events} events of room {room} recorded to {rec.folder}/")
 
 
 @main.command()
@@ -198,6 +223,9 @@ def simulate(session: Path, strategies: tuple[str, ...], seeds: int, as_json: bo
     from bidding.evaluate import format_table, session_metrics, simulate as run, summarize
 
     sess = _open(session)
+    if sess.campaign() is None:
+        raise UserError(f"session {session} has no campaign in {sess.folder / 'session.json'}: the simulator needs "
+                        "its budget and caps")
     table = summarize(run(session_metrics(sess, Settings().core_config()), sess.campaign(),
                           list(strategies or ("ramp+mcb", "mcb", "pid", "fixed")), range(seeds)))
     click.echo(json.dumps(table, indent=2) if as_json else format_table(table))
@@ -234,12 +262,13 @@ def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | 
 
     from .output_folder import atomic_folder
 
-    video, events, session_room, session_t0, _ = _highlight_input(input_path, events)
-    analysis = find_highlights(video, events=events, room_id=room or session_room,
-                               t0=t0 if t0 is not None else session_t0,
-                               selection=SelectionConfig(top_k=top, min_s=min_s, max_s=max(max_s, min_s)))
+    video, events, session_room, session_t0, sess = _highlight_input(input_path, events)
+    selection = SelectionConfig(top_k=top, min_s=min_s, max_s=max(max_s, min_s))
+    start_epoch = t0 if t0 is not None else (session_t0 if sess is not None else None)
+    analysis = find_highlights(video, events=events, room_id=room or session_room, t0=start_epoch or 0.0,
+                               selection=selection)
     with atomic_folder(out_dir, protect=[p for p in (video, events) if p is not None]) as tmp:
-        cut_clips(video, analysis, tmp, vertical=vertical)
+        cut_clips(video, analysis, tmp, vertical=vertical, selection=selection, t0=start_epoch)
     manifest = out_dir / "manifest.json"
     for c in analysis.clips:
         click.echo(f"{c.start:8.1f}s - {c.end:8.1f}s  score {c.score:5.2f}  {'; '.join(c.reasons)}")

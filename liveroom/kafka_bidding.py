@@ -21,7 +21,8 @@ import msgspec
 from bidding.live import LiveBidding, decode_bidding, encode_bidding
 from streams.core import dead_letter
 from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, ROOM_METRICS, KafkaConfig
-from streams.models import Campaign, RoomMetrics
+from streams.models import Campaign, RoomMetrics, no_campaign
+from streams.worker_stats import WorkerStats
 
 log = logging.getLogger(__name__)
 _metrics = msgspec.json.Decoder(RoomMetrics)
@@ -29,12 +30,9 @@ _campaign = msgspec.json.Decoder(Campaign)
 _encode = msgspec.json.Encoder().encode
 
 
-def no_campaign(room_id: str) -> Campaign:
-    return Campaign(room_id=room_id, total_budget=0.0)
-
-
 def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: float,
-                dead_letter_max_raw: int = 65536) -> None:
+                dead_letter_max_raw: int = 65536, stats: WorkerStats | None = None) -> None:
+    """Add the two agents; ``stats`` (the worker's pages) learns every decision published."""
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw",
            "partitions": config.partitions}
     metrics_topic = app.topic(ROOM_METRICS, **raw)
@@ -94,3 +92,5 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
                 state.send_changelog(partitions[room_id], key, value)
             for d in decisions:
                 await decisions_topic.send(key=d.room_id.encode(), value=_encode(d))
+                if stats is not None:
+                    stats.record_decision(d)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     kafka_quiet_s: float = 30.0  # event time a partition moves past a quiet room's ticks before they close
     kafka_envelope_events: int = 100  # events per message from replay --kafka (1: single-event messages)
     kafka_session_timeout_s: float = 30.0
+    kafka_web_port: int = 6066  # the worker's /healthz, /metrics, /rooms and /dashboard (0: off)
+    kafka_web_bind: str = "127.0.0.1"
+    kafka_progress_s: float = 10.0  # the worker's progress line and lag figures, this often
     kafka_connect_timeout_s: float = 10.0
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "PLAIN"
@@ -84,6 +87,9 @@ class Settings(BaseSettings):
             quiet_s=self.kafka_quiet_s,
             envelope_events=self.kafka_envelope_events,
             session_timeout_s=self.kafka_session_timeout_s,
+            web_port=self.kafka_web_port,
+            web_bind=self.kafka_web_bind,
+            progress_s=self.kafka_progress_s,
             connect_timeout_s=self.kafka_connect_timeout_s,
             security_protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,

@@ -56,6 +56,7 @@ from .core import StreamCore
 from .kafka_topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
 from .room import RoomProcessor, RoomState
 from .room_parts import assemble, presence_key, split
+from .worker_stats import WorkerStats
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "room-state"
@@ -79,11 +80,13 @@ class RoomStore:
     """The rooms of the partitions this worker owns: restored from the two
     tables on first use, persisted in parts (see ``streams/room_parts.py``)."""
 
-    def __init__(self, heads, parts) -> None:
+    def __init__(self, heads, parts, stats: WorkerStats) -> None:
         self.heads = heads
         self.parts = parts
+        self.stats = stats
         self.topic = {id(heads): heads.changelog_topic.get_topic_name(),
                       id(parts): parts.changelog_topic.get_topic_name()}
+        self.name = {id(heads): STATE_TABLE, id(parts): PARTS_TABLE}
         self.outbox: list[tuple[str, int, bytes, bytes | None]] = []  # changelog records to send, in order
         self._viewers: dict[str, list[tuple[str, bytes]]] | None = None  # room -> viewer records, after recovery
         self.repairs: list[tuple[bytes, bytes | None, int]] = []  # part records to write before anything else
@@ -159,6 +162,7 @@ class RoomStore:
         Faust's ``send_changelog`` path costs several times more per record, and
         the memory store needs none of its bookkeeping."""
         self.outbox.append((self.topic[id(table)], partition, key, value))
+        self.stats.record_changelog(self.name[id(table)], key, value)
 
 
 class RoomsRuntime:
@@ -167,7 +171,8 @@ class RoomsRuntime:
     def __init__(self, app: faust.App, heads, parts, core_config: CoreConfig, config: KafkaConfig) -> None:
         self.app = app
         self.config = config
-        self.store = RoomStore(heads, parts)
+        self.stats = WorkerStats()
+        self.store = RoomStore(heads, parts, self.stats)
         self.core = StreamCore(core_config, source=f"{EVENTS}/", journal=True,
                                restore=lambda room: self.store.restore(room, self.core.processors))
         self.offsets: dict = {}  # highest offset processed, per topic-partition
@@ -175,7 +180,8 @@ class RoomsRuntime:
         self.waiting: dict = {}  # tp -> rooms with buffered ticks
         self.last_input: dict = {}  # tp -> monotonic time of its last message
         self.lock = asyncio.Lock()
-        self._logged = time.monotonic()
+        self._progress = (time.monotonic(), 0)  # when the last progress line was computed, and the inputs then
+        self._said = ""  # the last progress line logged
 
     async def process_batch(self, messages: list) -> list:
         """One fetched batch of ``liveroom.events``: process, persist, publish,
@@ -185,6 +191,7 @@ class RoomsRuntime:
         return await asyncio.shield(self._process(messages))
 
     async def _process(self, messages: list) -> list:
+        started = time.perf_counter()
         async with self.lock:
             core = self.core
             # A batch fetched before a rebalance may hold partitions that have moved
@@ -232,9 +239,7 @@ class RoomsRuntime:
             for room, tp in touched.items():
                 self.store.persist(procs[room], tp.partition)
             await self._publish()  # durable before the messages are acked
-        if now - self._logged > 30:
-            self._logged = now
-            log.info("rooms agent: %s", core.accounting())
+        self.stats.record_batch(time.perf_counter() - started)
         return received
 
     def _close_quiet_rooms(self, tp, closed: set) -> None:
@@ -298,6 +303,7 @@ class RoomsRuntime:
         for room in [r for r in procs if self.store.partition_of.get(r) not in kept]:
             del procs[room]
             self.store.partition_of.pop(room, None)
+        self.stats.forget_rooms(procs)
         self.store.stale()
 
     async def flush_idle(self) -> None:
@@ -358,9 +364,43 @@ class RoomsRuntime:
             try:
                 await future
             except Exception as exc:
+                self.stats.failed = f"a state or output record was not written: {exc!r}"
                 log.error("rooms agent: a state or output record was not written (%r); stopping before the batch "
                           "is acknowledged", exc)
                 raise
+        self.stats.record_outputs(metrics, moments)
+
+    async def progress(self) -> None:
+        """Every ``progress_s``: events per second and consumer lag for the pages,
+        and one progress line in the log when anything moved since the last."""
+        now, inputs = time.monotonic(), self.core.inputs
+        then, before = self._progress
+        self._progress = (now, inputs)
+        self.stats.events_per_s = (inputs - before) / (now - then) if now > then else 0.0
+        consumer = self.app.consumer
+        sources = [tp for tp in consumer.assignment() if not tp.topic.endswith("-changelog")
+                   and "__assignor" not in tp.topic]
+        if sources:
+            try:
+                ends = await consumer.highwaters(*sources)
+            except Exception as exc:  # noqa: BLE001 - broker away: keep the last figures
+                log.debug("lag not measured: %s", exc)
+            else:
+                read = consumer._read_offset  # Faust's own: the newest offset handed on, per partition
+                lag = {}
+                for tp in sources:
+                    done = read.get(tp)
+                    position = done + 1 if done is not None else await consumer.position(tp)
+                    lag[(tp.topic, tp.partition)] = max(0, ends.get(tp, 0) - (position or 0))
+                self.stats.lag = lag
+        a = self.core.accounting()
+        line = (f"{a['inputs']:,} events ({a['processed']:,} processed, {a['duplicates']:,} duplicates, "
+                f"{a['dead_letters']:,} dead letters), {len(self.core.processors)} room(s), "
+                f"{sum(self.stats.decisions_by_strategy.values()):,} bid decisions; "
+                f"lag {sum(v for (t, _), v in self.stats.lag.items() if t == EVENTS):,} on {EVENTS}")
+        if line != self._said:
+            self._said = line
+            log.info("progress: %s; %.0f events/s", line, self.stats.events_per_s)
 
 class BatchDrainConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer with a drain that hands ``liveroom.events`` to
@@ -483,7 +523,10 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # The bidding agent's stream: finish what it holds before a rebalance goes on.
         stream_wait_empty=True,
-        web_enabled=False,
+        web_enabled=config.web_port > 0,
+        web_port=config.web_port or 6066,
+        web_bind=config.web_bind,
+        web_host=config.web_bind if config.web_bind not in ("0.0.0.0", "::") else "localhost",
         table_cleanup_interval=3600.0,
         # A restore reads a moved partition's changelog from the start; standby
         # copies of other workers' rooms would double the memory of hot rooms.
@@ -514,5 +557,9 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
     @app.timer(interval=max(0.5, config.silence_s / 4))
     async def flush_idle_partitions():
         await runtime.flush_idle()
+
+    @app.timer(interval=config.progress_s)
+    async def report_progress():
+        await runtime.progress()
 
     return app

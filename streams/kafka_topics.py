@@ -42,6 +42,9 @@ class KafkaConfig:
     quiet_s: float = 30.0  # a room's ticks close once its partition's event time is this far past them
     envelope_events: int = 100  # events per message when replaying a session onto Kafka (1: one per message)
     session_timeout_s: float = 30.0
+    web_port: int = 6066  # the worker's pages: /healthz, /metrics, /rooms, /dashboard (0: no web server)
+    web_bind: str = "127.0.0.1"  # 0.0.0.0 in a container, so its published port reaches it
+    progress_s: float = 10.0  # a progress line (when anything moved) and the lag figures, this often
     connect_timeout_s: float = 10.0  # an unreachable cluster is reported after this long
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
     sasl_mechanism: str = "PLAIN"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,15 +48,17 @@ class Worker:
             "LIVEROOM_KAFKA_SILENCE_S": "2",
             "LIVEROOM_KAFKA_SESSION_TIMEOUT_S": "6",
             "LIVEROOM_KAFKA_PARTITIONS": "4",
+            "LIVEROOM_KAFKA_WEB_PORT": str(free_port()),  # several workers share this host
             **env,
         }
+        self.web = f"http://127.0.0.1:{self.env['LIVEROOM_KAFKA_WEB_PORT']}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 90.0) -> "Worker":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "liveroom.cli", "worker"], env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: b"Worker]: Ready" in self.log_path.read_bytes() or self.proc.poll() is not None, timeout_s,
+        wait_for(lambda: b"worker ready" in self.log_path.read_bytes() or self.proc.poll() is not None, timeout_s,
                  "worker ready")
         assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
         return self
@@ -76,6 +79,12 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.5) -> None:

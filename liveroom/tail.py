@@ -1,0 +1,157 @@
+"""``liveroom tail``: any contract topic as lines a person can read.
+
+Why its own command: the broker's classpath (scripts/kafka.sh) has no console
+consumer, and the contract's values are JSON blobs a newcomer should not have
+to decode by eye. Each topic has a formatter (a pure function of the message's
+bytes, so it is tested without a broker); a value that does not decode is shown
+as such, with its size and first bytes, never a crash: anyone can write a topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+import msgspec
+
+from streams.kafka_io import unpack
+from streams.kafka_topics import (ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, CLIPS, DEAD_LETTERS, EVENTS, MOMENTS,
+                                  ROOM_METRICS, KafkaConfig)
+
+_json = msgspec.json.Decoder().decode
+
+
+def clock(ts: float | None) -> str:
+    """Epoch seconds as a UTC clock time with its date: ``2026-05-28 20:33:20Z``."""
+    if not isinstance(ts, (int, float)) or not 0 < ts < 1e11:
+        return "?"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _num(x) -> str:
+    return f"{x:,.2f}".rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
+
+
+def _event(v: dict) -> str:
+    rest = " ".join(f"{k}={_num(x)}" for k, x in v.items() if k not in ("type", "room_id", "ts", "event_id"))
+    return f"{clock(v.get('ts'))} {v.get('room_id')} {v.get('type')} {rest} (id {v.get('event_id')})"
+
+
+def _metrics(v: dict) -> str:
+    per_min = v.get("interactions_per_min") or {}
+    busiest = ", ".join(f"{k} {_num(x)}" for k, x in sorted(per_min.items(), key=lambda kv: -kv[1])[:3] if x)
+    return (f"{clock(v.get('ts'))} {v.get('room_id')} online {v.get('online')} (peak {v.get('peak_online')}); "
+            f"entries/min organic {_num(v.get('organic_entries_per_min'))} paid {_num(v.get('paid_entries_per_min'))}; "
+            f"interactions/min {busiest or 'none'}; orders {v.get('orders_total')}, GMV {_num(v.get('gmv_total'))}, "
+            f"spend {_num(v.get('spend_total'))}{'' if v.get('live', True) else '; ended'}")
+
+
+def _moment(v: dict) -> str:
+    return (f"{clock(v.get('start'))} to {clock(v.get('end'))[11:]} {v.get('room_id')} moment: z {v.get('strength')}, "
+            f"peak {_num(v.get('peak_per_min'))}/min, {v.get('interactions')} interactions "
+            f"({', '.join(v.get('kinds') or []) or 'all kinds'})")
+
+
+def _decision(v: dict) -> str:
+    cap = "no cap" if v.get("bid_cap") is None else f"bid cap {_num(v.get('bid_cap'))}"
+    return (f"{clock(v.get('ts'))} {v.get('room_id')} {v.get('strategy')}: x{_num(v.get('multiplier'))} of value "
+            f"{_num(v.get('unit_value'))}, {cap}, spend cap {_num(v.get('spend_cap'))}, "
+            f"budget left {_num(v.get('budget_left'))} ({v.get('reason')})")
+
+
+def _campaign(v: dict) -> str:
+    currency = v.get("currency") or "(no currency)"
+    mcb = v.get("mcb") or {}
+    return (f"{v.get('room_id')} campaign: budget {_num(v.get('total_budget'))} {currency}, "
+            f"max cost per interaction {_num(mcb.get('max_cost_per_interaction'))}, "
+            f"planned {_num(mcb.get('duration_s'))} s")
+
+
+def _clips(v: dict) -> str:
+    clips = v.get("clips") or []
+    head = (f"{v.get('room_id')} clips, part {v.get('part')}{' (final)' if v.get('final') else ''}: "
+            f"{len(clips)} clip(s)" + (f"; error: {v['error']}" if v.get("error") else ""))
+    lines = [head] + [f"  {c.get('file')}  {_num(c.get('start'))}-{_num(c.get('end'))} s of video  "
+                      f"score {c.get('score')}  {'; '.join(c.get('reasons') or [])}" for c in clips]
+    return "\n".join(lines)
+
+
+def _dead(v: dict) -> str:
+    try:
+        raw = base64.b64decode(v.get("raw") or "")
+    except (ValueError, TypeError):
+        raw = b""
+    size = v.get("raw_bytes") or len(raw)
+    return (f"{v.get('room_id') or '-'} dead letter {v.get('reason')} from {v.get('source')}: {v.get('detail')} "
+            f"[{size} bytes: {raw[:60]!r}]")
+
+
+FORMATTERS: dict[str, Callable[[dict], str]] = {
+    EVENTS: _event, ROOM_METRICS: _metrics, MOMENTS: _moment, BID_DECISIONS: _decision,
+    CAMPAIGNS: _campaign, CLIPS: _clips, DEAD_LETTERS: _dead,
+}
+
+
+def topic_name(name: str) -> str:
+    """``room-metrics`` or ``liveroom.room-metrics``: the full contract topic name."""
+    full = name if name.startswith("liveroom.") else f"liveroom.{name}"
+    if full not in ALL_TOPICS:
+        raise ValueError(f"unknown topic {name!r}; one of: {', '.join(t.removeprefix('liveroom.') for t in ALL_TOPICS)}")
+    return full
+
+
+def format_message(topic: str, value: bytes | None) -> list[str]:
+    """The lines of one message (an envelope of events gives one line per event)."""
+    if value is None:
+        return ["(tombstone)"]
+    values = unpack(value) if topic == EVENTS else [value]
+    if not values:
+        return ["(an envelope with no events)"]
+    fmt = FORMATTERS.get(topic)
+    out = []
+    for raw in values:
+        try:
+            decoded = _json(raw)
+            if not isinstance(decoded, dict) or fmt is None:
+                raise ValueError("not a JSON object")
+            out.append(fmt(decoded))
+        except Exception:  # noqa: BLE001 - anyone can write a topic: show the bytes, go on
+            out.append(f"(not a {topic.removeprefix('liveroom.')} message: {len(raw)} bytes {raw[:60]!r})")
+    return out
+
+
+def tail(config: KafkaConfig, topic: str, *, room: str | None = None, from_beginning: bool = False,
+         idle_timeout_s: float | None = None, max_messages: int | None = None) -> Iterator[str]:
+    """Lines of ``topic`` as they arrive (every partition; no consumer group, so
+    nothing is committed and the workers are not disturbed). Stops after
+    ``idle_timeout_s`` without a message or ``max_messages`` messages, if given."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, **config.kafka_python_options())
+    key = room.encode() if room is not None else None
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise ValueError(f"topic {topic} does not exist (run `liveroom topics`)")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*tps)
+        seen, last = 0, time.monotonic()
+        while True:
+            batch = consumer.poll(timeout_ms=500)
+            now = time.monotonic()
+            records = sorted((r for rs in batch.values() for r in rs), key=lambda r: (r.timestamp, r.partition, r.offset))
+            for rec in records:
+                last = now
+                if key is not None and rec.key != key:
+                    continue
+                yield from format_message(topic, rec.value)
+                seen += 1
+                if max_messages is not None and seen >= max_messages:
+                    return
+            if idle_timeout_s is not None and now - last > idle_timeout_s:
+                return
+    finally:
+        consumer.close()

@@ -1,0 +1,158 @@
+"""The worker's web pages, on Faust's web server (``LIVEROOM_KAFKA_WEB_PORT``).
+
+* ``/healthz``: 200 ``ok`` while the worker runs and no write failed; 503 while
+  it recovers its tables or rebalances, or after a failed write (it is stopping).
+  docker-compose's healthchecks call it.
+* ``/metrics``: Prometheus text. Inputs by outcome, dead letters by reason,
+  events per second, consumer lag per partition, batch latency, state and
+  changelog bytes, rooms, bid decisions by strategy, spend and budget left.
+* ``/status``: the same figures as JSON, for the dashboard.
+* ``/rooms`` and ``/rooms/<id>``: the rooms this worker owns (newest snapshot,
+  moments, bid decision), as JSON. A room owned by another worker is a 404 that
+  says so: each worker serves what it holds.
+* ``/dashboard``: one page that reads ``/status`` and ``/rooms`` every two
+  seconds and shows them; no build step, no external script.
+
+Everything read here comes from :class:`streams.worker_stats.WorkerStats` and the
+core's own accounting, so the pages and the progress line never disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import generate_latest
+
+from streams.kafka_app import RoomsRuntime
+
+DASHBOARD = Path(__file__).with_name("dashboard.html")
+
+
+def status(runtime: RoomsRuntime) -> dict:
+    """The worker's figures (``/status``; ``/metrics`` exposes the same)."""
+    stats, core = runtime.stats, runtime.core
+    online = sum(len(p.state.online) for p in core.processors.values())
+    decisions = list(stats.decisions.values())
+    return {
+        "health": health(runtime)[1],
+        "uptime_s": round(_now() - stats.started, 1),
+        "accounting": core.accounting(),
+        "events_per_s": round(stats.events_per_s, 1),
+        "lag": [{"topic": t, "partition": p, "messages": n} for (t, p), n in sorted(stats.lag.items())],
+        "rooms": len(core.processors),
+        "online_viewers": online,
+        "batches": stats.batches.n,
+        "batch_seconds_mean": round(stats.batches.total / stats.batches.n, 4) if stats.batches.n else None,
+        "state_bytes": stats.state_bytes(online),
+        "changelog_bytes": dict(stats.changelog_bytes),
+        "bid_decisions": dict(sorted(stats.decisions_by_strategy.items())),
+        "budget_left": round(sum(d.budget_left for d in decisions), 2),
+        "spend_reported": round(sum(m.spend_total for m in stats.latest.values()), 2),
+    }
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def health(runtime: RoomsRuntime) -> tuple[int, str]:
+    """``(HTTP status, word)`` of the worker's health."""
+    app = runtime.app
+    if runtime.stats.failed:
+        return 503, "failed"
+    if app.rebalancing:
+        return 503, "rebalancing"
+    recovery = app.tables.recovery
+    if recovery.in_recovery or not recovery.completed.is_set():
+        return 503, "recovering"
+    return 200, "ok"
+
+
+class WorkerCollector:
+    """Prometheus metrics computed at scrape time from the runtime's figures."""
+
+    def __init__(self, runtime: RoomsRuntime) -> None:
+        self.runtime = runtime
+
+    def collect(self):
+        s = status(self.runtime)
+        a = s["accounting"]
+        inputs = CounterMetricFamily("liveroom_inputs", "Inputs (events) taken in, by outcome", labels=["outcome"])
+        for outcome, key in (("processed", "processed"), ("duplicate", "duplicates"), ("blank", "blank"),
+                             ("dead_letter", "dead_letters")):
+            inputs.add_metric([outcome], a[key])
+        yield inputs
+        dead = CounterMetricFamily("liveroom_dead_letters", "Dead letters, by reason", labels=["reason"])
+        for reason, n in a["dead_letter_reasons"].items():
+            dead.add_metric([reason], n)
+        yield dead
+        yield GaugeMetricFamily("liveroom_events_per_second", "Inputs per second over the last progress interval",
+                                value=s["events_per_s"])
+        lag = GaugeMetricFamily("liveroom_consumer_lag", "Messages on the broker not yet processed",
+                                labels=["topic", "partition"])
+        for row in s["lag"]:
+            lag.add_metric([row["topic"], str(row["partition"])], row["messages"])
+        yield lag
+        h = self.runtime.stats.batches
+        yield HistogramMetricFamily("liveroom_batch_seconds", "Time to process, persist and publish one fetched batch",
+                                    buckets=h.cumulative(), sum_value=h.total)
+        state = GaugeMetricFamily("liveroom_state_bytes", "Live bytes of room state in the changelogs", labels=["table"])
+        for table, n in s["state_bytes"].items():
+            state.add_metric([table], n)
+        yield state
+        written = CounterMetricFamily("liveroom_changelog_bytes", "Changelog bytes written", labels=["table"])
+        for table, n in s["changelog_bytes"].items():
+            written.add_metric([table], n)
+        yield written
+        yield GaugeMetricFamily("liveroom_rooms", "Rooms this worker holds", value=s["rooms"])
+        yield GaugeMetricFamily("liveroom_online_viewers", "Online viewers in the rooms this worker holds",
+                                value=s["online_viewers"])
+        bids = CounterMetricFamily("liveroom_bid_decisions", "Bid decisions published, by strategy",
+                                   labels=["strategy"])
+        for strategy, n in s["bid_decisions"].items():
+            bids.add_metric([strategy], n)
+        yield bids
+        yield GaugeMetricFamily("liveroom_budget_left", "Budget left, summed over the rooms this worker bids for",
+                                value=s["budget_left"])
+        yield GaugeMetricFamily("liveroom_spend_reported", "Spend reported in the rooms' newest snapshots, summed",
+                                value=s["spend_reported"])
+
+
+def add_pages(app: faust.App, runtime: RoomsRuntime) -> None:
+    """Register the pages on the app's web server."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WorkerCollector(runtime))
+
+    @app.page("/healthz")
+    async def healthz(self, request):  # noqa: ARG001 (Faust's view signature)
+        code, word = health(runtime)
+        return self.json({"status": word}, status=code)
+
+    @app.page("/metrics")
+    async def metrics(self, request):  # noqa: ARG001
+        return self.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/status")
+    async def worker_status(self, request):  # noqa: ARG001
+        return self.json(status(runtime))
+
+    @app.page("/rooms")
+    async def rooms(self, request):  # noqa: ARG001
+        return self.json(runtime.stats.rooms())
+
+    @app.page("/rooms/{room_id}")
+    async def room(self, request, room_id):  # noqa: ARG001
+        found = runtime.stats.room(room_id)
+        if found is None:
+            return self.json({"error": f"room {room_id!r} is not held by this worker (another may own its "
+                                       "partition, or it has sent nothing yet)"}, status=404)
+        return self.json(found)
+
+    @app.page("/dashboard")
+    async def dashboard(self, request):  # noqa: ARG001
+        return self.html(DASHBOARD.read_text(encoding="utf-8"))

@@ -1,0 +1,88 @@
+"""Pure parts of the operator's tools: tail's formatting (hostile bytes included),
+copy cuts within the length bounds, the worker's state-size bookkeeping."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from highlight.pipeline import copy_span
+from liveroom.tail import format_message, topic_name
+from streams.kafka_topics import ALL_TOPICS, BID_DECISIONS, DEAD_LETTERS, EVENTS, ROOM_METRICS
+from streams.models import DeadLetter
+from streams.room_parts import presence_key, segment_key
+from streams.worker_stats import PartsSize
+
+
+def test_topic_names_short_or_full():
+    assert topic_name("room-metrics") == ROOM_METRICS == topic_name(ROOM_METRICS)
+    with pytest.raises(ValueError, match="unknown topic"):
+        topic_name("liveroom.nope")
+
+
+def test_an_envelope_is_one_line_per_event_and_times_are_utc():
+    a = b'{"type":"enter","event_id":"e1","room_id":"r","ts":1780000000.5,"user_id":"u1","source":"paid"}'
+    lines = format_message(EVENTS, b"[" + a + b"," + a.replace(b"e1", b"e2") + b"]")
+    assert lines == ["2026-05-28 20:26:40Z r enter user_id=u1 source=paid (id e1)",
+                     "2026-05-28 20:26:40Z r enter user_id=u1 source=paid (id e2)"]
+
+
+def test_a_dead_letter_shows_its_reason_and_bytes():
+    dead = DeadLetter(reason="malformed_json", detail="bad", source="liveroom.events/0@1", raw=b"\xff{", room_id="r")
+    (line,) = format_message(DEAD_LETTERS, msgspec.json.encode(dead))
+    assert line == "r dead letter malformed_json from liveroom.events/0@1: bad [2 bytes: b'\\xff{']"
+
+
+@settings(max_examples=300, deadline=None)
+@given(topic=st.sampled_from(ALL_TOPICS), value=st.one_of(st.binary(max_size=200), st.just(b"{}"), st.just(b"[]"),
+       st.just(b'{"ts": "x", "clips": 3}'), st.just(b'[1, {"ts": 1e300}]'), st.just(b'{"interactions_per_min": 5}')))
+def test_tail_never_crashes_on_what_anyone_can_write(topic, value):
+    lines = format_message(topic, value)
+    assert lines and all(isinstance(x, str) for x in lines)
+
+
+def test_a_decision_line_says_strategy_cap_and_budget():
+    d = {"room_id": "r", "ts": 1780000000.0, "seq": 1, "strategy": "interaction_mcb", "bid_cap": 0.5,
+         "multiplier": 1.25, "unit_value": 0.4, "spend_cap": 3.0, "budget_left": 120.5, "reason": "mcb"}
+    (line,) = format_message(BID_DECISIONS, msgspec.json.encode(d))
+    assert line == ("2026-05-28 20:26:40Z r interaction_mcb: x1.25 of value 0.4, bid cap 0.5, spend cap 3, "
+                    "budget left 120.5 (mcb)")
+
+
+KEYFRAMES = tuple(float(k) for k in range(0, 600, 10))  # one every 10 s
+
+
+def test_a_copy_begins_on_the_keyframe_before_when_it_fits():
+    assert copy_span(37.3, 90.0, KEYFRAMES, min_s=10, max_s=60) == (30.0, 90.0)
+
+
+def test_a_copy_that_would_run_past_max_begins_on_the_next_keyframe():
+    assert copy_span(37.3, 96.0, KEYFRAMES, min_s=10, max_s=60) == (40.0, 96.0)
+
+
+def test_no_copy_when_no_keyframe_fits_the_bounds():
+    assert copy_span(37.3, 49.0, KEYFRAMES, min_s=10, max_s=11) is None
+    assert copy_span(5.0, 20.0, (), min_s=10, max_s=60) is None
+
+
+@given(start=st.floats(0, 500), length=st.floats(10, 60), gop=st.floats(0.5, 30))
+def test_a_copy_span_always_keeps_the_bounds(start, length, gop):
+    keyframes = tuple(i * gop for i in range(int(700 / gop)))
+    span = copy_span(start, start + length, keyframes, min_s=10, max_s=60)
+    if span is not None:
+        a, b = span
+        assert a in keyframes and 10 - 1e-6 <= b - a <= 60 + 1e-6 and b <= start + length + 1e-9
+
+
+def test_parts_size_counts_segments_exactly_and_viewers_by_their_mean():
+    size = PartsSize()
+    seg = segment_key("r", 100, 0)
+    size.write(seg, b"x" * 100)
+    size.write(presence_key("r", "u1"), b"v" * 10)
+    size.write(presence_key("r", "u2"), b"v" * 10)
+    assert PartsSize.is_viewer(presence_key("r", "u1")) and not PartsSize.is_viewer(seg)
+    viewer = len(presence_key("r", "u1")) + 10
+    assert size.total(online_viewers=2) == len(seg) + 100 + 2 * viewer
+    size.write(seg, None)  # the tick closed: its segment is gone
+    assert size.total(online_viewers=1) == viewer
