@@ -12,15 +12,16 @@ import math
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 import numpy as np
 
 from .features import (VideoSignals, audio_signals, coarse_video, estimate_lag, fine_motion, interaction_curve,
                        robust_z)
-from .media import MediaError, MediaInfo, ffmpeg_exe, probe
+from .media import MediaError, MediaInfo, ffmpeg_exe, keyframe_times, probe
 from .select import Clip, FusionWeights, SelectionConfig, fuse, pause_edges, select_clips, smooth
 
 MANIFEST = "manifest.json"
@@ -101,11 +102,14 @@ def audio_change(aud) -> np.ndarray:
 
 def find_highlights(video: Path, *, events: Path | None = None, room_id: str | None = None, t0: float = 0.0,
                     weights: FusionWeights = FusionWeights(), selection: SelectionConfig = SelectionConfig(),
-                    start: float = 0.0, end: float | None = None) -> Analysis:
+                    start: float = 0.0, end: float | None = None,
+                    progress: Callable[[str], None] | None = None) -> Analysis:
     """The best moments of ``video`` (or of its part from ``start`` to ``end`` seconds:
     a long broadcast is analysed segment by segment while it runs). ``events`` and
     ``room_id`` add the interaction curve; ``t0`` is the event time of the video's
-    first second. Times in the result are seconds from the video's start."""
+    first second. Times in the result are seconds from the video's start.
+    ``progress`` is told each stage as it begins (a progress bar's text)."""
+    say = progress or (lambda stage: None)
     info = probe(video)
     start = float(max(0, int(start)))  # whole seconds: signal arrays index seconds from here
     end = info.duration if end is None else min(end, info.duration)
@@ -125,6 +129,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     # The sound and the keyframes are decoded side by side (two ffmpeg processes;
     # librosa and OpenCV let go of the GIL): the two passes overlap on two cores.
     started = time.perf_counter()
+    say("decoding the sound and the keyframes")
     with ThreadPoolExecutor(max_workers=1) as pool:
         audio_job = pool.submit(timed, "audio_s", audio_signals, video, seconds, start=start) \
             if info.has_audio else None
@@ -143,6 +148,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     video_z = zeros
     if vs is not None:
         started = time.perf_counter()
+        say("measuring motion where something stirs")
         # Fine pass only where something else already stirs (decoding is the cost).
         hint = audio_z + inter_z + robust_z(vs.cuts) + (robust_z(vs.novelty) if vs.novelty is not None else 0.0)
         # At most FINE_SHARE of the video: on a short one, +-20 s around six peaks was two thirds of it.
@@ -156,6 +162,7 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
         video_z = video_change(vs, motion)
     present = {"video": video_z if vs is not None else None, "audio": audio_z if aud is not None else None,
                "interactions": inter_z if lag is not None else None}
+    say("choosing the clips")
     fused, parts = fuse({k: v for k, v in present.items() if v is not None}, weights, selection.smooth_s)
     pauses = pause_edges(aud.pause) if aud is not None else np.zeros(0)
     cuts = np.array(vs.cut_times) if vs is not None else np.zeros(0)
@@ -226,16 +233,41 @@ def cover_image(video: Path, t: float, out: Path) -> Path:
     return out
 
 
+def copy_span(start: float, end: float, keyframes: tuple[float, ...], *, min_s: float,
+              max_s: float) -> tuple[float, float] | None:
+    """Where a stream copy of ``[start, end)`` can begin, and its end; None when no
+    keyframe allows it within the length bounds (the clip is then re-encoded).
+
+    Why: a copy can only begin on a keyframe. ffmpeg seeks to the one before
+    ``start`` and keeps everything from there, so a clip chosen as 58 s came out
+    63.4 s long past ``--max 60``, and began earlier than the manifest said. The
+    keyframe at or before ``start`` is taken when the clip stays within ``max_s``;
+    else the first one after ``start``, when at least ``min_s`` is left."""
+    before = [k for k in keyframes if k <= start + 1e-3]
+    if before and end - before[-1] <= max_s + 1e-6:
+        return before[-1], end
+    after = [k for k in keyframes if k > start + 1e-3]
+    if after and end - after[0] >= min_s - 1e-6:
+        return after[0], min(end, after[0] + max_s)
+    return None
+
+
 def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, fade_s: float = 0.5,
-                track: np.ndarray | None = None) -> Path:
-    """One clip file. ``vertical``: a 9:16 crop re-encoded with moviepy, short fades,
-    its centre following ``track`` (per second of the clip, 0-1 across; see
-    :func:`crop_track`), the middle when none is given."""
+                track: np.ndarray | None = None, copy_from: float | None = None) -> Path:
+    """One clip file. ``copy_from``: a keyframe at which the picture is copied
+    as it is (no re-encoding; see :func:`copy_span`). Otherwise it is re-encoded:
+    exact cuts; ``vertical`` makes it a 9:16 crop with short fades, its centre
+    following ``track`` (per second of the clip, 0-1 across; see :func:`crop_track`),
+    the middle when none is given."""
     if not vertical:
-        # Fast path: no change to the picture, so no re-encoding (starts on the nearest keyframe).
-        _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.2f}", "-i", str(video),
-              "-t", f"{clip.end - clip.start:.2f}", "-c", "copy", "-avoid_negative_ts", "make_zero", str(out)],
-             "clip copy")
+        if copy_from is not None:
+            _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{copy_from:.3f}", "-i", str(video),
+                  "-t", f"{clip.end - copy_from:.3f}", "-c", "copy", "-avoid_negative_ts", "make_zero", str(out)],
+                 "clip copy")
+        else:
+            _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.3f}", "-i", str(video),
+                  "-t", f"{clip.end - clip.start:.3f}", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
+                  str(out)], "clip encode")
         return out
     from moviepy import VideoFileClip, vfx
 
@@ -257,14 +289,28 @@ def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, f
 
 
 def cut_clips(video: Path, analysis: Analysis, out_dir: Path, *, vertical: bool = False,
-              weights: FusionWeights = FusionWeights()) -> Path:
+              weights: FusionWeights = FusionWeights(), selection: SelectionConfig = SelectionConfig(),
+              t0: float | None = None, progress: Callable[[str], None] | None = None) -> Path:
+    """Cut the analysis' clips into ``out_dir`` with covers and ``manifest.json``.
+
+    Each clip's ``start``/``end`` in the manifest are those of the file as cut
+    (video seconds), and ``t0``, when known, is the epoch second of the video's
+    first frame: a report then puts clips, moments and bids on one clock."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    keyframes = keyframe_times(video) if analysis.media.has_video and not vertical else ()
     entries = []
     for i, clip in enumerate(analysis.clips, 1):
+        if progress is not None:
+            progress(f"cutting clip {i} of {len(analysis.clips)}")
         name = f"clip-{i:02d}.mp4"
         if analysis.media.has_video:
+            span = copy_span(clip.start, clip.end, keyframes, min_s=selection.min_s, max_s=selection.max_s) \
+                if not vertical else None
+            if span is not None:
+                clip = replace(clip, start=round(span[0], 3), end=round(span[1], 3))
             render_clip(video, clip, out_dir / name, vertical=vertical,
-                        track=crop_track(analysis, clip) if vertical else None)
+                        track=crop_track(analysis, clip) if vertical else None,
+                        copy_from=span[0] if span is not None else None)
             cover_image(video, (clip.start + clip.end) / 2, out_dir / f"clip-{i:02d}.jpg")
         else:
             name = f"clip-{i:02d}.m4a"
@@ -272,8 +318,8 @@ def cut_clips(video: Path, analysis: Analysis, out_dir: Path, *, vertical: bool 
                   f"{clip.end - clip.start:.2f}", "-vn", "-c", "copy", str(out_dir / name)], "audio clip")
         entries.append({"file": name, "cover": f"clip-{i:02d}.jpg" if analysis.media.has_video else None,
                         **asdict(clip)})
-    manifest = {"video": str(video.name), "duration": analysis.media.duration, "reaction_lag_s": analysis.lag_s,
-                "weights": asdict(weights), "clips": entries}
+    manifest = {"video": str(video.name), "duration": analysis.media.duration, "t0": t0,
+                "reaction_lag_s": analysis.lag_s, "weights": asdict(weights), "clips": entries}
     path = out_dir / MANIFEST
     path.write_bytes(msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n")
     return path

@@ -3,33 +3,54 @@ snapshots, highlight clips when the session has a video, and the report, in one 
 
 from __future__ import annotations
 
-import dataclasses
+import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from bidding.live import LiveBidding
 from streams.models import Campaign, no_campaign
-from streams.replay import JsonLinesWriter, ReplayResult, replay_session
+from streams.replay import RUN_FILE, JsonLinesWriter, replay_session
 from streams.session import Session
 
 from .output_folder import atomic_folder
 from .settings import Settings
 
 BID_DECISIONS_FILE = "bid-decisions.jsonl"
+CAMPAIGN_FILE = "campaign.json"  # the session's campaign as replayed, or null
 CLIPS_DIR = "clips"
 
 
+@dataclass(frozen=True)
+class EmbeddedResult:
+    """What one run produced, and how long each phase took (``run.json`` has the same)."""
+
+    out_dir: Path
+    summary: dict
+    decisions: int
+    clips: int | None  # None: the session has no video
+    phases_s: dict[str, float]  # events, highlights, report
+    inputs_per_s: float  # over the events phase
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.phases_s.values())
+
+
 def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progress: bool = False,
-                 report: bool = True) -> ReplayResult:
+                 report: bool = True) -> EmbeddedResult:
     """Everything is written into a folder beside ``out_dir`` that replaces it at
     the end (see :mod:`liveroom.output_folder`): a killed run leaves the previous
     outputs whole, and ``out_dir`` may not be or hold the session's own files."""
     inputs = [session.folder / "session.json", session.events_path, session.video_path, session.labels_path]
     with atomic_folder(out_dir, protect=[p for p in inputs if p is not None]) as tmp:
         result = _run(session, tmp, settings, progress=progress, report=report)
-    return dataclasses.replace(result, out_dir=Path(out_dir))
+    return EmbeddedResult(Path(out_dir), result.summary, result.decisions, result.clips, result.phases_s,
+                          result.inputs_per_s)
 
 
-def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool, report: bool) -> ReplayResult:
+def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool, report: bool) -> EmbeddedResult:
     campaign = session.campaign()
 
     def campaign_for(room_id: str) -> Campaign:
@@ -47,14 +68,41 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
         )
     finally:
         decisions.close()
+    phases = {"events": result.wall_s}
+    clips = None
     if session.video_path is not None:
-        from highlight.pipeline import cut_clips, find_highlights
-
-        analysis = find_highlights(session.video_path, events=session.events_path, room_id=session.info.room_id,
-                                   t0=session.info.start)
-        cut_clips(session.video_path, analysis, out_dir / CLIPS_DIR)
+        began = time.perf_counter()
+        clips = _highlights(session, out_dir / CLIPS_DIR, progress=progress)
+        phases["highlights"] = time.perf_counter() - began
+    # The report's currency and its "no campaign" sentences come from here.
+    (out_dir / CAMPAIGN_FILE).write_bytes(msgspec.json.encode(campaign) + b"\n")
     if report:
+        began = time.perf_counter()
         from .report import render_report
 
         render_report(out_dir)
-    return result
+        phases["report"] = time.perf_counter() - began
+    run = msgspec.json.decode((out_dir / RUN_FILE).read_bytes())
+    run["phases_s"] = {k: round(v, 3) for k, v in phases.items()}
+    run["total_s"] = round(sum(phases.values()), 3)
+    (out_dir / RUN_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(run), indent=2) + b"\n")
+    return EmbeddedResult(out_dir, result.summary, decisions.count, clips, phases, result.events_per_s)
+
+
+def _highlights(session: Session, clips_dir: Path, *, progress: bool) -> int:
+    """Find and cut the session's clips, with a progress bar over the video's
+    stages (the longest part of a run with a video)."""
+    from tqdm import tqdm
+
+    from highlight.pipeline import cut_clips, find_highlights
+
+    with tqdm(total=None, desc="highlights", disable=not progress, bar_format="{desc} [{elapsed}]") as bar:
+        def stage(text: str) -> None:
+            bar.set_description_str(f"highlights: {text}")
+            bar.update(1)
+
+        analysis = find_highlights(session.video_path, events=session.events_path, room_id=session.info.room_id,
+                                   t0=session.info.start, progress=stage)
+        cut_clips(session.video_path, analysis, clips_dir, t0=session.info.start, progress=stage)
+        stage(f"{len(analysis.clips)} clip(s) cut")
+    return len(analysis.clips)

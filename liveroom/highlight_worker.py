@@ -103,8 +103,8 @@ def clip_part(room_id: str, recordings: Path, clips_dir: Path, progress: RoomPro
         if not final and probe(video).duration < end:
             return None
         start = max(0.0, progress.analysed_to - 2 * keep_margin)
-        analysis = find_highlights(video, events=events, room_id=room_id,
-                                   t0=t0 if t0 is not None else progress.first_ts, selection=selection,
+        first_frame = t0 if t0 is not None else progress.first_ts
+        analysis = find_highlights(video, events=events, room_id=room_id, t0=first_frame, selection=selection,
                                    start=start, end=end)
         limit = analysis.media.duration if final else end - keep_margin
         analysis.clips = [c for c in analysis.clips
@@ -112,7 +112,8 @@ def clip_part(room_id: str, recordings: Path, clips_dir: Path, progress: RoomPro
         part = f"part-{progress.parts + 1:02d}"
         room_dir = inside(clips_dir, safe_name(room_id))
         with atomic_folder(room_dir / part) as tmp:
-            manifest = msgspec.json.decode(cut_clips(video, analysis, tmp).read_bytes())
+            manifest = msgspec.json.decode(cut_clips(video, analysis, tmp, selection=selection,
+                                                     t0=first_frame).read_bytes())
         progress.parts += 1
     except (MediaError, SessionError) as exc:
         if not final:

@@ -192,7 +192,7 @@ def _write_json(path: Path, obj: object) -> None:
 def _progress(reader: LineReader, *, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=reader.size, unit="B", unit_scale=True, desc=reader.path.name, disable=not enabled, leave=False)
+    return tqdm(total=reader.size, unit="B", unit_scale=True, desc=f"events ({reader.path.name})", disable=not enabled)
 
 
 def read_jsonl(path: str | Path, type: type) -> list:
