@@ -7,7 +7,10 @@ COPY streams ./streams
 COPY bidding ./bidding
 COPY highlight ./highlight
 COPY liveroom ./liveroom
-RUN pip install . && useradd --create-home liveroom && mkdir -p /data && chown liveroom /data
+# The volumes' mount points exist in the image, owned by its user: a new named volume
+# takes their owner, so the services (not root) can write /data and /clips.
+RUN pip install . && useradd --create-home liveroom && mkdir -p /data /clips /recordings \
+    && chown liveroom:liveroom /data /clips
 COPY examples ./examples
 USER liveroom
 # librosa's numba code compiled once, into the user's cache, not at every first highlight

@@ -68,11 +68,11 @@ def _open(session: Path):
               help="Folder for the outputs (embedded).")
 @click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None,
               help="Produce the events to Kafka instead of replaying embedded.")
-@click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="With --kafka: times real time; 0 = as fast as possible.")
+@click.option("--speed", type=click.FloatRange(min=0), default=None,
+              help="With --kafka: times real time; 0 = as fast as possible (default: LIVEROOM_REPLAY_SPEED, 0).")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write report.html (embedded).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float, report: bool,
+def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | None, report: bool,
            progress: bool | None) -> None:
     """Replay a recorded SESSION folder: embedded (no Kafka), or onto Kafka with --kafka."""
     settings = Settings()
@@ -84,7 +84,8 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float, re
 
         config = settings.kafka_config(bootstrap)
         create_topics(config)
-        counts = produce_session(sess, config, speed=speed, progress=show, limits=settings.read_limits())
+        counts = produce_session(sess, config, speed=settings.replay_speed if speed is None else speed,
+                                 progress=show, limits=settings.read_limits())
         click.echo(f"produced {counts['sent']} events to liveroom.events ({counts['unkeyed']} without a room key) "
                    f"in {counts['seconds']} s")
         if counts["file_error"]:
@@ -295,7 +296,10 @@ def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: 
 
     from .highlight_worker import run
 
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
+    # kafka-python says a dozen INFO lines per connection: libraries at WARNING, ours at INFO.
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s] %(levelname)s %(message)s")
+    for name in ("liveroom", "highlight", "streams"):
+        logging.getLogger(name).setLevel(logging.INFO)
     settings = Settings()
     config = settings.kafka_config(bootstrap)
     create_topics(config)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     surge_z_off: float = 1.5
     surge_min_per_tick: int = 5
 
+    # replay --kafka pacing, when --speed is not given (times real time; 0: as fast as possible)
+    replay_speed: float = 0.0
+
     # bidding
     bidding_strategy: str = "ramp+mcb"  # ramp+mcb | mcb | pid | fixed
 

@@ -59,9 +59,39 @@ def test_startup_order_and_scaling():
     assert SERVICES["topic-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert SERVICES["worker"]["depends_on"]["topic-init"]["condition"] == "service_completed_successfully"
     worker = SERVICES["worker"]
-    assert "container_name" not in worker and "ports" not in worker  # --scale worker=N must work
+    assert "container_name" not in worker  # --scale worker=N must work
+    partitions = int(worker["environment"]["LIVEROOM_KAFKA_PARTITIONS"])
+    assert partitions >= 2
+    (published,) = worker["ports"]  # a host port range: one port per worker, as many as partitions
+    hosts, container = published.split(":")
+    lo, hi = map(int, hosts.split("-"))
+    assert hi - lo + 1 >= partitions and container == worker["environment"]["LIVEROOM_KAFKA_WEB_PORT"]
     assert SERVICES["replay"]["profiles"] == ["replay"]
-    assert int(worker["environment"]["LIVEROOM_KAFKA_PARTITIONS"]) >= 2
+    assert SERVICES["replay"]["depends_on"]["worker"]["condition"] == "service_healthy"
+
+
+def test_the_worker_healthcheck_asks_healthz_on_its_web_port():
+    worker = SERVICES["worker"]
+    probe = " ".join(worker["healthcheck"]["test"])
+    env = worker["environment"]
+    assert f"127.0.0.1:{env['LIVEROOM_KAFKA_WEB_PORT']}/healthz" in probe
+    assert env["LIVEROOM_KAFKA_WEB_BIND"] == "0.0.0.0"  # else the published port reaches nothing
+
+
+def test_every_writable_volume_is_a_folder_the_image_user_owns():
+    """A new named volume takes the owner of the image's folder at its mount point:
+    a folder the image does not create comes out root-owned, and the services run
+    as the image's user."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    user = re.search(r"^USER (\S+)", dockerfile, flags=re.M).group(1)
+    created = set(re.findall(r"mkdir -p ([^&\n\\]+)", dockerfile)[0].split())
+    owned = set(re.findall(rf"chown {user}(?::{user})? ([^&\n\\]+)", dockerfile)[0].split())
+    for name, svc in OURS.items():
+        for volume in svc.get("volumes", []):
+            source, target, *mode = volume.split(":")
+            assert target in created, f"{name}: the image has no folder {target}"
+            if mode != ["ro"]:
+                assert target in owned, f"{name}: {target} is written by the services but not owned by {user}"
 
 
 def test_highlight_worker_reads_recordings_from_its_volume():
