@@ -152,6 +152,8 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: fl
     rooms: dict[str, RoomProgress] = {}
     done = 0
     last = time.monotonic()
+    log.info("highlight worker ready: recordings from %s, clips to %s, %s", recordings, clips_dir,
+             f"running broadcasts cut every {segment_s:g} s" if segment_s > 0 else "rooms cut when they end")
 
     def publish(room_id: str, manifest: dict) -> None:
         producer.send(CLIPS, key=room_id.encode(), value=msgspec.json.encode(manifest))
