@@ -135,7 +135,12 @@ class Bidder:
             why = guard.pause_reason(obs.seq)
             cap = guard.issue(obs.seq, proposal.wanted) if why is None else 0.0
             if cap <= 0.0:
-                why = why or ("budget spent" if guard.left <= 1e-9 else "paused: nothing left to commit")
+                if why is None and guard.left <= 1e-9:
+                    why = "budget spent"
+                elif why is None and proposal.wanted <= 0:
+                    why = f"nothing to buy yet ({proposal.reason})"  # e.g. no value measured yet
+                elif why is None:
+                    why = "paused: the budget left is held by decisions not yet reported"
                 proposal = _pause(why, proposal.lam, proposal.mu)
         else:
             cap = 0.0
