@@ -93,7 +93,7 @@ EOF
                    "-Dlog4j.configuration=file:$dir/log4j.properties")
   if [ ! -d "$dir/data" ]; then
     java "${java_opts[@]}" -cp "$cp" kafka.tools.StorageTool format \
-      -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid)" -c "$dir/server.properties" >"$dir/format.log" 2>&1
+      -t "$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null)" -c "$dir/server.properties" >"$dir/format.log" 2>&1
   fi
   : > "$dir/broker.log"
   nohup java "${java_opts[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
