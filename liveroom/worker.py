@@ -92,13 +92,15 @@ def run_worker(bootstrap: str | None, loglevel: str = "warning") -> None:
     """Create the topics, build the app and run it until stopped."""
     settings = Settings()
     config = settings.kafka_config(bootstrap)
+    create_topics(config)  # an unreachable broker is the first thing to say
     if config.web_port > 0:
         check_port(config.web_bind, config.web_port)
-    create_topics(config)
     app = create_app(config, settings.core_config())
     runtime = app.rooms_runtime  # type: ignore[attr-defined]
     add_bidding(app, config, strategy=settings.bidding_strategy, tick_s=settings.tick_s,
                 dead_letter_max_raw=settings.dead_letter_max_raw, stats=runtime.stats)
+    add_clip_loop(app, config, settings.clip_loop_config(), max_event_bytes=settings.max_event_bytes,
+                  dead_letter_max_raw=settings.dead_letter_max_raw)
     pages = None
     if config.web_port > 0:
         add_pages(app, runtime)
