@@ -20,7 +20,7 @@ EpochSeconds = Annotated[float, msgspec.Meta(gt=0, lt=1e11)]
 Money = Annotated[float, msgspec.Meta(ge=0, lt=1e12)]
 LikeCount = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
-Source = Annotated[str, msgspec.Meta(pattern="^(organic|paid)$")]
+Source = Annotated[str, msgspec.Meta(pattern="^(organic|paid|clip)$")]  # clip: drawn by a published clip
 
 # Interaction kinds, in the order used by every per-kind vector and output.
 INTERACTION_KINDS: tuple[str, ...] = ("comment", "like", "share", "follow", "gift", "cart_add", "order")
@@ -38,8 +38,12 @@ class Event(msgspec.Struct, kw_only=True, frozen=True, gc=False, tag_field="type
 
 
 class Enter(Event, tag="enter"):
+    """A viewer enters. ``clip`` entries (with ``clip_id``) count as organic in the
+    room's state; the clip loop attributes them to their clip."""
+
     user_id: Ident
     source: Source = "organic"
+    clip_id: Ident | None = None
 
 
 class Leave(Event, tag="leave"):

@@ -34,6 +34,7 @@ class SessionFiles(msgspec.Struct, kw_only=True, frozen=True):
     events: str = "events.jsonl"
     video: str | None = None
     labels: str | None = None
+    clip_events: str | None = None  # what the room's published clips drew (cliploop's contract)
 
 
 class SessionInfo(msgspec.Struct, kw_only=True, frozen=True):
@@ -55,6 +56,7 @@ class Session:
     events_path: Path
     video_path: Path | None
     labels_path: Path | None
+    clip_events_path: Path | None = None
 
     @property
     def name(self) -> str:
@@ -123,7 +125,11 @@ def open_session(folder: str | Path, *, max_json_bytes: int = MAX_SESSION_JSON_B
     if video is not None and not _is_file(video, "video"):
         raise SessionError(f"video file {video.name} named in {SESSION_FILE} is missing from {folder}")
     labels = _inside(folder, info.files.labels, "labels") if info.files.labels else None
-    return Session(folder=folder, info=info, events_path=events, video_path=video, labels_path=labels)
+    clip_events = _inside(folder, info.files.clip_events, "clip events") if info.files.clip_events else None
+    if clip_events is not None and not _is_file(clip_events, "clip events"):
+        raise SessionError(f"clip events file {clip_events.name} named in {SESSION_FILE} is missing from {folder}")
+    return Session(folder=folder, info=info, events_path=events, video_path=video, labels_path=labels,
+                   clip_events_path=clip_events)
 
 
 def _split_with_runs(data: bytes) -> tuple[list[bytes], bytes]:
