@@ -7,6 +7,7 @@ COPY streams ./streams
 COPY bidding ./bidding
 COPY highlight ./highlight
 COPY liveroom ./liveroom
+COPY cliploop ./cliploop
 # The volumes' mount points exist in the image, owned by its user: a new named volume
 # takes their owner, so the services (not root) can write /data and /clips.
 RUN pip install . && useradd --create-home liveroom && mkdir -p /data /clips /recordings \

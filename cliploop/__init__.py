@@ -1,0 +1,1 @@
+"""The clip traffic loop: what published clips draw after the broadcast, and which to push."""

@@ -1,0 +1,85 @@
+"""Which clips to push: Thompson sampling on room entries per impression.
+
+Each clip's pull (room entries per promoted or organic impression) has a Beta
+posterior: a prior worth ``prior_impressions`` impressions at the clip's prior
+mean (from its highlight score, or from a learned pull model), plus its
+outcomes, discounted by ``half_life_h`` so a clip whose pull fades loses its
+place. The period's budget is handed out in ``slots`` equal parts; each part
+goes to the clip whose posterior draw is highest. Exploration is bounded: at
+most ``explore_max`` of the parts may go to clips other than the leader (the
+highest posterior mean); past that the leader takes the rest.
+
+Deterministic and seeded: the draws of a decision come from a generator seeded
+with ``(seed, room, period)`` through sha256, not from a stream of earlier
+draws, so the same inputs give the same decision whichever process makes it
+and whatever it decided before (embedded and on Kafka, after a restart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .models import Allocation, ClipLoopConfig, ClipState, Promotion
+
+
+def decision_rng(seed: int, room_id: str, period: int) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}|{room_id}|{period}".encode("utf-8", "surrogatepass")).digest()
+    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+
+
+def score_prior(score: float, config: ClipLoopConfig) -> float:
+    """The prior pull of a clip from its highlight score alone: proportional to
+    the score, within a factor 4 of the base rate either way."""
+    ratio = min(4.0, max(0.25, score / config.reference_score)) if config.reference_score > 0 else 1.0
+    return config.base_rate * ratio
+
+
+def posterior(clip: ClipState, config: ClipLoopConfig) -> tuple[float, float]:
+    n0 = config.prior_impressions
+    e = min(clip.disc_entries, clip.disc_impressions)
+    alpha = n0 * clip.prior + e
+    beta = n0 * (1.0 - clip.prior) + (clip.disc_impressions - e)
+    return max(alpha, 1e-9), max(beta, 1e-9)
+
+
+def allocate(room_id: str, period: int, clips: list[ClipState], config: ClipLoopConfig) -> Promotion:
+    """The promotion for period ``period`` among ``clips`` (published, not too old)."""
+    ts = period * config.period_s
+    if not clips or config.budget <= 0:
+        return Promotion(room_id=room_id, ts=ts, seq=period, budget=config.budget, allocations=[], explored=0.0,
+                         reason="no clip to promote" if not clips else "no budget")
+    clips = sorted(clips, key=lambda c: c.clip_id)
+    params = np.array([posterior(c, config) for c in clips])
+    means = params[:, 0] / params.sum(axis=1)
+    leader = int(np.argmax(means))
+    rng = decision_rng(config.seed, room_id, period)
+    draws = rng.beta(params[:, 0], params[:, 1], size=(config.slots, len(clips)))
+    picks = np.argmax(draws, axis=1)
+    cap = int(config.explore_max * config.slots)
+    slots = np.zeros(len(clips), dtype=int)
+    explored = 0
+    for p in picks:
+        if p != leader and explored < cap:
+            explored += 1
+            slots[p] += 1
+        else:
+            slots[leader] += 1
+    per_slot = config.budget // config.slots
+    allocations = []
+    given = 0
+    for i in np.flatnonzero(slots):
+        n = int(slots[i]) * per_slot
+        given += n
+        allocations.append(Allocation(clip_id=clips[i].clip_id, impressions=n, share=round(float(slots[i]) / config.slots, 4),
+                                      mean=round(float(means[i]), 6), prior=round(clips[i].prior, 6)))
+    rest = config.budget - given  # what does not divide into slots goes to the leader
+    if rest:
+        allocations = [a if a.clip_id != clips[leader].clip_id else
+                       Allocation(clip_id=a.clip_id, impressions=a.impressions + rest, share=a.share, mean=a.mean,
+                                  prior=a.prior) for a in allocations]
+    return Promotion(room_id=room_id, ts=ts, seq=period, budget=config.budget, allocations=allocations,
+                     explored=round(explored / config.slots, 4),
+                     reason=f"Thompson sampling over {len(clips)} clip(s); leader {clips[leader].clip_id} "
+                            f"at {means[leader] * 1000:.2f} entries per 1000 impressions")
