@@ -103,12 +103,15 @@ def audio_change(aud) -> np.ndarray:
 def find_highlights(video: Path, *, events: Path | None = None, room_id: str | None = None, t0: float = 0.0,
                     weights: FusionWeights = FusionWeights(), selection: SelectionConfig = SelectionConfig(),
                     start: float = 0.0, end: float | None = None,
-                    progress: Callable[[str], None] | None = None) -> Analysis:
+                    progress: Callable[[str], None] | None = None, pull_model=None) -> Analysis:
     """The best moments of ``video`` (or of its part from ``start`` to ``end`` seconds:
     a long broadcast is analysed segment by segment while it runs). ``events`` and
     ``room_id`` add the interaction curve; ``t0`` is the event time of the video's
     first second. Times in the result are seconds from the video's start.
-    ``progress`` is told each stage as it begins (a progress bar's text)."""
+    ``progress`` is told each stage as it begins (a progress bar's text).
+    ``pull_model`` (a :class:`cliploop.learn.PullModel` fitted on what earlier
+    clips drew after their broadcasts): the clips are chosen among three times
+    as many candidates by the pull it predicts, not by the score alone."""
     say = progress or (lambda stage: None)
     info = probe(video)
     start = float(max(0, int(start)))  # whole seconds: signal arrays index seconds from here
@@ -166,7 +169,18 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     fused, parts = fuse({k: v for k, v in present.items() if v is not None}, weights, selection.smooth_s)
     pauses = pause_edges(aud.pause) if aud is not None else np.zeros(0)
     cuts = np.array(vs.cut_times) if vs is not None else np.zeros(0)
-    clips = select_clips(fused, parts, selection, duration=end - start, pauses=pauses, cuts=cuts)
+    wide = replace(selection, top_k=selection.top_k * 3) if pull_model is not None else selection
+    clips = select_clips(fused, parts, wide, duration=end - start, pauses=pauses, cuts=cuts)
+    if pull_model is not None:
+        def predicted(c: Clip) -> float:
+            lo, hi = int(c.start), max(int(c.start) + 1, int(math.ceil(c.end)))
+            face = float(np.mean(vs.face_share[lo:hi] > 0)) if vs is not None else 0.0
+            return pull_model.predict({"score": c.score, **c.signals, "face_share": face,
+                                       "length_min": (c.end - c.start) / 60.0, "position": c.start / max(1.0, end - start)})
+        chosen = set(map(id, sorted(clips, key=predicted, reverse=True)[:selection.top_k]))
+        clips = [c for c in clips if id(c) in chosen]
+        for c in clips:
+            c.reasons.append(f"pull predicted {1000 * predicted(c):.1f} per 1000 impressions")
     for c in clips:
         if lag is not None:
             c.reasons.append(f"audience reacts {lag}s late (estimated)")

@@ -90,6 +90,14 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
                    f"in {counts['seconds']} s")
         if counts["file_error"]:
             click.echo(f"warning: {counts['file_error'][1]}", err=True)
+        if sess.clip_events_path is not None:
+            from streams.kafka_io import produce_lines
+            from streams.kafka_topics import CLIP_EVENTS
+
+            clip = produce_lines(sess.clip_events_path, CLIP_EVENTS, config, limits=settings.read_limits())
+            click.echo(f"produced {clip['sent']} clip events to {CLIP_EVENTS} in {clip['seconds']} s")
+            if clip["file_error"]:
+                click.echo(f"warning: {clip['file_error'][1]}", err=True)
         return
     from .embedded import run_embedded
 
@@ -195,8 +203,10 @@ def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float,
 @click.option("--video", is_flag=True, help="Also render video.mp4 (picture and sound) showing the moments.")
 @click.option("--size", default="320x180", show_default=True, help="Video size WxH (with --video).")
 @click.option("--fps", type=click.IntRange(min=1), default=10, show_default=True, help="Video frame rate (with --video).")
+@click.option("--clip-days", type=click.IntRange(min=0, max=60), default=0, show_default=True,
+              help="Also write this many days of the first room's clip events (the simulated audience).")
 def synth(out_dir: Path, minutes: float, seed: int, rooms: int, lag_s: float, shape: str, compress: bool,
-          video: bool, size: str, fps: int) -> None:
+          video: bool, size: str, fps: int, clip_days: int) -> None:
     """Write a synthetic session with planted moments (and decoys) to OUT_DIR."""
     from streams.synth import synth_session
 
@@ -207,6 +217,10 @@ def synth(out_dir: Path, minutes: float, seed: int, rooms: int, lag_s: float, sh
 
         width, height = (int(x) for x in size.lower().split("x"))
         add_video(folder, seed=seed, width=width, height=height, fps=fps)
+    if clip_days:
+        from cliploop.simulate import add_clip_events
+
+        add_clip_events(folder, seed=seed, days=clip_days)
     click.echo(f"session written to {folder}/")
 
 
@@ -232,6 +246,29 @@ def simulate(session: Path, strategies: tuple[str, ...], seeds: int, as_json: bo
     click.echo(json.dumps(table, indent=2) if as_json else format_table(table))
 
 
+@main.command("simulate-clips")
+@click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--first-seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def simulate_clips(seeds: int, first_seed: int, as_json: bool) -> None:
+    """Score the clip promotion against an oracle, uniform and score-greedy promotion in the seeded
+    post-broadcast audience simulator, and the lift from learning what pulls."""
+    import json
+
+    from cliploop.simulate import evaluate
+
+    r = evaluate(range(first_seed, first_seed + seeds), config=Settings().clip_loop_config())
+    if as_json:
+        click.echo(json.dumps(r, indent=2))
+        return
+    click.echo(f"{r['seeds']} seeds; traffic after the warm-up as a share of the oracle's (mean, worst seed):")
+    for k, v in r["share_of_oracle"].items():
+        click.echo(f"  {k:15s} {v:.3f}  {r['worst_seed'][k]:.3f}")
+    click.echo(f"the loop beats uniform in {r['beats_uniform']}/{r['seeds']} seeds, score-greedy in "
+               f"{r['beats_greedy']}/{r['seeds']}; learned ranking raises the pull of published clips by "
+               f"{r['pull_lift']:+.1%} (worst seed {r['pull_lift_min']:+.1%})")
+
+
 def _highlight_input(path: Path, events: Path | None):
     """(video, events, room, t0) from a session folder or a video file."""
     if path.is_dir():
@@ -255,8 +292,10 @@ def _highlight_input(path: Path, events: Path | None):
 @click.option("--min", "min_s", type=click.FloatRange(min=1), default=10.0, show_default=True)
 @click.option("--max", "max_s", type=click.FloatRange(min=2), default=60.0, show_default=True)
 @click.option("--vertical", is_flag=True, help="9:16 crop with fades (re-encodes with moviepy).")
+@click.option("--pull-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="pull-model.json from a replay with clip events: choose clips by the pull it predicts.")
 def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | None, t0: float | None, top: int,
-              min_s: float, max_s: float, vertical: bool) -> None:
+              min_s: float, max_s: float, vertical: bool, pull_model: Path | None) -> None:
     """Find the best moments of INPUT (a session folder or a video file) and cut clips."""
     from highlight.pipeline import cut_clips, find_highlights
     from highlight.select import SelectionConfig
@@ -266,8 +305,16 @@ def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | 
     video, events, session_room, session_t0, sess = _highlight_input(input_path, events)
     selection = SelectionConfig(top_k=top, min_s=min_s, max_s=max(max_s, min_s))
     start_epoch = t0 if t0 is not None else (session_t0 if sess is not None else None)
+    model = None
+    if pull_model is not None:
+        from cliploop.learn import PullModel
+
+        try:
+            model = PullModel.from_json(pull_model.read_bytes())
+        except Exception as exc:  # noqa: BLE001 - a bad file is the user's input
+            raise UserError(f"{pull_model} is not a pull model: {exc}") from None
     analysis = find_highlights(video, events=events, room_id=room or session_room, t0=start_epoch or 0.0,
-                               selection=selection)
+                               selection=selection, pull_model=model)
     with atomic_folder(out_dir, protect=[p for p in (video, events) if p is not None]) as tmp:
         cut_clips(video, analysis, tmp, vertical=vertical, selection=selection, t0=start_epoch)
     manifest = out_dir / "manifest.json"

@@ -19,6 +19,7 @@ from .settings import Settings
 
 BID_DECISIONS_FILE = "bid-decisions.jsonl"
 CAMPAIGN_FILE = "campaign.json"  # the session's campaign as replayed, or null
+CLIP_SUMMARY_FILE = "clip-summary.json"  # the clip loop's accounting, when the session has clip events
 CLIPS_DIR = "clips"
 
 
@@ -69,6 +70,14 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
     finally:
         decisions.close()
     phases = {"events": result.wall_s}
+    if session.clip_events_path is not None:
+        began = time.perf_counter()
+        from cliploop.replay import replay_clip_events
+
+        loop = replay_clip_events(session.clip_events_path, out_dir, settings.clip_loop_config(),
+                                  limits=settings.read_limits())
+        (out_dir / CLIP_SUMMARY_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(loop), indent=2) + b"\n")
+        phases["clip loop"] = time.perf_counter() - began
     clips = None
     if session.video_path is not None:
         began = time.perf_counter()

@@ -234,6 +234,77 @@ def _clips_section(manifest: dict, rooms_start: float | None) -> str:
     return "".join(parts)
 
 
+def _pull_figure(rows_by_clip: dict[str, list], top: list[str]) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    for clip_id in top:
+        rows = rows_by_clip[clip_id]
+        days = [(r.hour + 1) / 24.0 for r in rows]
+        impressions = [r.impressions for r in rows]
+        entries = [r.entries for r in rows]
+        window = 6  # hours: the pull of one hour is a handful of entries
+        pull = [1000 * sum(entries[max(0, i - window + 1):i + 1]) / max(1, sum(impressions[max(0, i - window + 1):i + 1]))
+                for i in range(len(rows))]
+        axes[0].plot(days, pull, label=clip_id, lw=1.2)
+        axes[1].plot(days, [r.total_entries for r in rows], lw=1.2)
+    axes[0].set_ylabel("entries / 1000 impressions (6 h)")
+    axes[0].legend(loc="upper right", fontsize=7, ncol=2)
+    axes[1].set_ylabel("room entries drawn (total)")
+    axes[1].set_xlabel("days since publication")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].set_title("Pull of each clip after publication (the clips that drew the most)")
+    svg = _figure_svg(fig)
+    plt.close(fig)
+    return svg
+
+
+def _clip_loop_section(out: Path, currency: str) -> str:
+    from cliploop.models import ClipStats, Promotion
+    from cliploop.replay import CLIP_STATS_FILE, PROMOTIONS_FILE, PULL_MODEL_FILE
+
+    stats = read_jsonl(out / CLIP_STATS_FILE, ClipStats)
+    promotions = read_jsonl(out / PROMOTIONS_FILE, Promotion)
+    by_clip: dict[str, list] = defaultdict(list)
+    for r in stats:
+        by_clip[r.clip_id].append(r)
+    parts = ["<h2 id='clip-loop'>Clips after the broadcast</h2>"]
+    if not by_clip:
+        return parts[0] + "<p>No clip activity in the session's clip events.</p>"
+    order = sorted(by_clip, key=lambda c: (-by_clip[c][-1].total_entries, c))
+    promoted = {c: sum(r.promoted_impressions for r in by_clip[c]) for c in by_clip}
+    rows = []
+    for c in order[:MAX_OVERVIEW_ROOMS]:
+        rs, last = by_clip[c], by_clip[c][-1]
+        clicks = sum(r.clicks_room + r.clicks_product for r in rs)
+        rows.append([_e(c), clock(rs[0].ts - 3600.0 * (rs[0].hour + 1)), f"{last.total_impressions:,}",
+                     _ratio(promoted[c], last.total_impressions, "{:.0%}"), _ratio(clicks, last.total_impressions,
+                                                                                   "{:.2%}"),
+                     f"{last.total_entries:,}", _ratio(1000 * last.total_entries, last.total_impressions),
+                     f"{last.total_orders:,}", _money(last.total_gmv, currency),
+                     "-" if last.decay is None else f"{last.decay:.2f}"])
+    parts.append(f"<p>{len(by_clip)} clip(s); {len(promotions)} promotion decisions. Pull is room entries per 1000 "
+                 "impressions; decay is the pull of the clip's latest day over its first.</p>")
+    parts.append(_pull_figure(by_clip, order[:8]))
+    parts.append(_table(["clip", "first seen (UTC)", "impressions", "promoted", "CTR", "entries drawn", "pull",
+                         "orders", "GMV", "decay"], rows, attrs="id='clip-table'"))
+    if promotions:
+        last = promotions[-1]
+        alloc = ", ".join(f"{a.clip_id} {a.share:.0%}" for a in last.allocations) or "nothing"
+        parts.append(f"<p>Last decision, for {clock(last.ts)}: {_e(alloc)} of {last.budget:,} impressions "
+                     f"({last.explored:.0%} explored). Mean explored share over all decisions: "
+                     f"{sum(p.explored for p in promotions) / len(promotions):.0%}.</p>")
+    if (out / PULL_MODEL_FILE).is_file():
+        from cliploop.learn import PullModel
+
+        model = PullModel.from_json((out / PULL_MODEL_FILE).read_bytes())
+        parts.append(f"<h3>What pulls (fitted on {model.clips} clips)</h3>")
+        parts.append(_table(["feature", "weight (per standard deviation, log-odds of pull)"],
+                            [[_e(n), f"{w:+.2f}"] for n, w in model.explain()], attrs="id='pull-model'"))
+    return "".join(parts)
+
+
 def render_report(out_dir: str | Path) -> Path:
     """Write ``report.html`` into a replay's output folder and return its path."""
     out = Path(out_dir)
@@ -335,6 +406,9 @@ def render_report(out_dir: str | Path) -> Path:
         parts.append(f"<p>{len(rooms) - MAX_ROOMS_PLOTTED} more rooms not plotted; see {METRICS_FILE}.</p>")
     if manifest:
         parts.append(_clips_section(manifest, summary["rooms"].get(summary.get("room_id"), {}).get("started_at")))
+
+    if (out / "clip-stats.jsonl").is_file():
+        parts.append(_clip_loop_section(out, currency))
 
     parts.append("<h2 id='inputs'>Inputs</h2>")
     parts.append(_table(["", "count"], [

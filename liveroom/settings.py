@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cliploop.models import ClipLoopConfig
 from streams.config import CoreConfig
 from streams.kafka_topics import KafkaConfig
 from streams.session import ReadLimits
@@ -44,6 +45,18 @@ class Settings(BaseSettings):
 
     # bidding
     bidding_strategy: str = "ramp+mcb"  # ramp+mcb | mcb | pid | fixed
+
+    # clip traffic loop (cliploop): promotion periods in event time
+    clip_period_s: float = 3600.0
+    clip_grace_s: float = 300.0
+    clip_budget: int = 2000  # promoted impressions per room per period
+    clip_slots: int = 20
+    clip_explore_max: float = 0.3
+    clip_prior_impressions: float = 200.0
+    clip_base_rate: float = 0.004  # entries per impression of a clip of reference score (the prior)
+    clip_half_life_h: float = 24.0
+    clip_max_age_days: float = 14.0
+    clip_seed: int = 0
 
     # highlight worker
     recordings_dir: str = "./recordings"  # ROOM/ session folders or ROOM.mp4
@@ -100,6 +113,13 @@ class Settings(BaseSettings):
             sasl_password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
             ssl_cafile=self.kafka_ssl_cafile,
         )
+
+    def clip_loop_config(self) -> ClipLoopConfig:
+        return ClipLoopConfig(period_s=self.clip_period_s, grace_s=self.clip_grace_s, budget=self.clip_budget,
+                              slots=self.clip_slots, explore_max=self.clip_explore_max,
+                              prior_impressions=self.clip_prior_impressions, base_rate=self.clip_base_rate,
+                              half_life_h=self.clip_half_life_h, max_age_days=self.clip_max_age_days,
+                              seed=self.clip_seed)
 
     def read_limits(self) -> ReadLimits:
         return ReadLimits(max_line_bytes=self.max_event_bytes, keep_bytes=self.dead_letter_max_raw,

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 import msgspec
 
 from streams.kafka_io import unpack
-from streams.kafka_topics import (ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, CLIPS, DEAD_LETTERS, EVENTS, MOMENTS,
-                                  ROOM_METRICS, KafkaConfig)
+from streams.kafka_topics import (ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, CLIP_EVENTS, CLIP_STATS, CLIPS, DEAD_LETTERS,
+                                  EVENTS, MOMENTS, PROMOTIONS, ROOM_METRICS, KafkaConfig)
 
 _json = msgspec.json.Decoder().decode
 
@@ -88,9 +88,28 @@ def _dead(v: dict) -> str:
             f"[{size} bytes: {raw[:60]!r}]")
 
 
+def _clip_event(v: dict) -> str:
+    rest = " ".join(f"{k}={_num(x)}" for k, x in v.items()
+                    if k not in ("type", "room_id", "ts", "event_id", "clip_id", "signals", "kinds"))
+    return f"{clock(v.get('ts'))} {v.get('room_id')} {v.get('clip_id')} {v.get('type')} {rest}"
+
+
+def _clip_stats(v: dict) -> str:
+    pull = "-" if v.get("pull") is None else _num(v.get("pull"))
+    return (f"{clock(v.get('ts'))} {v.get('room_id')} {v.get('clip_id')} hour {v.get('hour')}: "
+            f"{v.get('impressions')} impressions ({v.get('promoted_impressions')} promoted), {v.get('entries')} entries "
+            f"(pull {pull}/1000), {v.get('orders')} orders; total {v.get('total_entries')} entries")
+
+
+def _promotion(v: dict) -> str:
+    shares = ", ".join(f"{a.get('clip_id')} {a.get('impressions')}" for a in v.get("allocations") or []) or "nothing"
+    return f"{clock(v.get('ts'))} {v.get('room_id')} promote: {shares} (of {v.get('budget')}; explored {v.get('explored')})"
+
+
 FORMATTERS: dict[str, Callable[[dict], str]] = {
     EVENTS: _event, ROOM_METRICS: _metrics, MOMENTS: _moment, BID_DECISIONS: _decision,
-    CAMPAIGNS: _campaign, CLIPS: _clips, DEAD_LETTERS: _dead,
+    CAMPAIGNS: _campaign, CLIPS: _clips, DEAD_LETTERS: _dead, CLIP_EVENTS: _clip_event, CLIP_STATS: _clip_stats,
+    PROMOTIONS: _promotion,
 }
 
 

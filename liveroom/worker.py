@@ -21,6 +21,7 @@ from streams.kafka_app import create_app
 from streams.kafka_topics import create_topics
 
 from .kafka_bidding import add_bidding
+from .kafka_clips import add_clip_loop
 from .settings import Settings
 from .worker_web import add_pages
 

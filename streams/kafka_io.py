@@ -139,6 +139,38 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
             "seconds": round(time.monotonic() - started, 3)}
 
 
+def produce_lines(path: Path, topic: str, config: KafkaConfig, *, limits: ReadLimits = ReadLimits()) -> dict:
+    """Produce every line of a JSON-lines file to ``topic``, one message each,
+    keyed by its ``room_id``, as fast as possible (a session's clip events: a week
+    after the broadcast, not something to pace). An over-long line is a dead
+    letter, as in :func:`produce_session`."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(acks="all", linger_ms=20, batch_size=512 * 1024, enable_idempotence=True,
+                             max_in_flight_requests_per_connection=5, **config.kafka_python_options())
+    reader = LineReader(path, limits)
+    sent = unkeyed = 0
+    started = time.monotonic()
+    try:
+        for lines in reader.chunks():
+            for raw in lines:
+                if isinstance(raw, LongInput):
+                    dead = dead_letter(raw, "oversized", f"{raw.length} bytes > limit {limits.max_line_bytes}",
+                                       path.name, max_raw=limits.keep_bytes)
+                    producer.send(DEAD_LETTERS, key=None, value=msgspec.json.encode(dead))
+                    continue
+                if not raw.strip():
+                    continue
+                key, _ = routing(raw)
+                unkeyed += key is None
+                producer.send(topic, key=key, value=bytes(raw))
+                sent += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return {"sent": sent, "unkeyed": unkeyed, "file_error": reader.error, "seconds": round(time.monotonic() - started, 3)}
+
+
 _envelope = msgspec.json.Decoder(list[msgspec.Raw]).decode
 
 

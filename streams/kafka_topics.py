@@ -20,7 +20,11 @@ BID_DECISIONS = "liveroom.bid-decisions"
 MOMENTS = "liveroom.moments"
 CLIPS = "liveroom.clips"
 DEAD_LETTERS = "liveroom.dead-letters"
-ALL_TOPICS = (EVENTS, CAMPAIGNS, ROOM_METRICS, BID_DECISIONS, MOMENTS, CLIPS, DEAD_LETTERS)
+CLIP_EVENTS = "liveroom.clip-events"  # what published clips draw (cliploop)
+CLIP_STATS = "liveroom.clip-stats"
+PROMOTIONS = "liveroom.promotions"
+ALL_TOPICS = (EVENTS, CAMPAIGNS, ROOM_METRICS, BID_DECISIONS, MOMENTS, CLIPS, DEAD_LETTERS, CLIP_EVENTS, CLIP_STATS,
+              PROMOTIONS)
 COMPACTED = frozenset({CAMPAIGNS})
 
 

@@ -25,7 +25,12 @@ def synth_factory(tmp_path_factory):
     def make(**kwargs) -> Path:
         key = tuple(sorted(kwargs.items()))
         if key not in cache:
+            clip_days = kwargs.pop("clip_days", 0)
             cache[key] = synth_session(tmp_path_factory.mktemp("synth"), **kwargs)
+            if clip_days:
+                from cliploop.simulate import add_clip_events
+
+                add_clip_events(cache[key], seed=kwargs.get("seed", 0), days=clip_days)
         return cache[key]
 
     return make

@@ -16,10 +16,12 @@ def test_replay_sample_writes_outputs_and_report(sample_session, tmp_path):
     assert result.exit_code == 0, result.output
     assert "dead letters" in result.output
     for name in ("room-metrics.jsonl", "moments.jsonl", "dead-letters.jsonl", "summary.json", "run.json", "report.html",
-                 "bid-decisions.jsonl"):
+                 "bid-decisions.jsonl", "campaign.json", "clip-stats.jsonl", "promotions.jsonl", "pull-model.json"):
         assert (tmp_path / name).is_file(), name
     html = (tmp_path / "report.html").read_text()
-    assert html.count("<svg") == 2 and "room-001" in html  # room plots and bidding plots
+    assert html.count("<svg") == 3 and "room-001" in html  # room plots, bidding plots, the clips' pull curves
+    loop = json.loads((tmp_path / "clip-summary.json").read_text())
+    assert loop["all_accounted_for"] and loop["dead_letters"] == 0 and loop["clips"] == 21
     decisions = [json.loads(line) for line in (tmp_path / "bid-decisions.jsonl").read_text().splitlines()]
     metrics = [json.loads(line) for line in (tmp_path / "room-metrics.jsonl").read_text().splitlines()]
     # one decision per room per tick while it is live, and one pause when it ends
@@ -32,7 +34,7 @@ def test_replay_sample_writes_outputs_and_report(sample_session, tmp_path):
 def test_report_and_decisions_are_byte_identical(sample_session, tmp_path):
     for run in ("a", "b"):
         assert CliRunner().invoke(main, ["replay", str(sample_session), "--out", str(tmp_path / run)]).exit_code == 0
-    for name in ("report.html", "bid-decisions.jsonl"):
+    for name in ("report.html", "bid-decisions.jsonl", "clip-stats.jsonl", "promotions.jsonl", "pull-model.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
