@@ -20,8 +20,8 @@ from streams.core import dead_letter
 from streams.events import BlankLines, Rejected
 from streams.models import DeadLetter
 
-from .events import (ClipClick, ClipComplete, ClipEntry, ClipEventDecoder, ClipImpression, ClipLike, ClipOrder,
-                     ClipPlay, ClipPublish, ClipShare)
+from .events import (ClipClick, ClipComplete, ClipEntry, ClipImpression, ClipLike, ClipOrder,
+                     ClipPlay, ClipPublish, ClipShare, clip_event_decoder)
 from .models import ClipLoopConfig, ClipState, ClipStats, Promotion, RoomClips
 from .promote import allocate, score_prior
 
@@ -39,7 +39,7 @@ class ClipLoopCore:
                  restore: Callable[[str], RoomClips | None] | None = None, prior: PriorFn | None = None) -> None:
         self.config = config
         self.source = source
-        self.decoder = ClipEventDecoder(max_bytes=max_event_bytes)
+        self.decoder = clip_event_decoder(max_bytes=max_event_bytes)
         self.max_raw = dead_letter_max_raw
         self.restore = restore
         self.prior = prior

@@ -19,7 +19,7 @@ from typing import Annotated, Union
 
 import msgspec
 
-from streams.events import EpochSeconds, Ident, LongInput, Money, Rejected, _rejection
+from streams.events import EpochSeconds, EventDecoder, Ident, Money
 
 Ratio = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Count = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
@@ -88,20 +88,7 @@ AnyClipEvent = Union[ClipPublish, ClipImpression, ClipPlay, ClipComplete, ClipLi
 CLIP_EVENT_TYPES: tuple[str, ...] = tuple(c.__struct_config__.tag for c in AnyClipEvent.__args__)  # type: ignore
 
 
-class ClipEventDecoder:
+def clip_event_decoder(*, max_bytes: int = 65536) -> EventDecoder:
     """Raw bytes to one typed clip event, or :class:`~streams.events.Rejected`
-    (the room events' reasons: ``oversized``, ``malformed_json``, ``invalid_utf8``,
-    ``too_deep``, ``unknown_type``, ``invalid_event``, ``empty``)."""
-
-    def __init__(self, *, max_bytes: int = 65536) -> None:
-        self.max_bytes = max_bytes
-        self._decode = msgspec.json.Decoder(AnyClipEvent).decode
-
-    def decode(self, raw: bytes) -> AnyClipEvent:
-        size = raw.length if isinstance(raw, LongInput) else len(raw)
-        if size > self.max_bytes or isinstance(raw, LongInput):
-            raise Rejected("oversized", f"{size} bytes > limit {self.max_bytes}")
-        try:
-            return self._decode(raw)
-        except Exception as exc:  # noqa: BLE001 - any failure on bytes is a verdict, never a crash
-            raise _rejection(raw, exc) from None
+    with the room events' reasons."""
+    return EventDecoder(max_bytes=max_bytes, contract=AnyClipEvent)

@@ -163,13 +163,15 @@ class EventDecoder:
     ``too_deep``, ``unknown_type``, ``invalid_event`` (missing or wrong-typed
     field, out-of-bound value) and
     ``ts_out_of_range`` (outside ``ts_bounds`` when the caller knows them, as a
-    recorded session does).
+    recorded session does). ``contract`` is the union of event types (the room
+    events by default; the clip loop passes its own).
     """
 
-    def __init__(self, *, max_bytes: int = 65536, ts_bounds: tuple[float, float] | None = None) -> None:
+    def __init__(self, *, max_bytes: int = 65536, ts_bounds: tuple[float, float] | None = None,
+                 contract: object = AnyEvent) -> None:
         self.max_bytes = max_bytes
         self.ts_bounds = ts_bounds
-        self._decode = msgspec.json.Decoder(AnyEvent).decode
+        self._decode = msgspec.json.Decoder(contract).decode
 
     def decode(self, raw: bytes) -> AnyEvent:
         size = raw.length if isinstance(raw, LongInput) else len(raw)
