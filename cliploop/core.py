@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import msgspec
+
 from streams.core import dead_letter
 from streams.events import BlankLines, Rejected
 from streams.models import DeadLetter
@@ -105,8 +107,6 @@ class ClipLoopCore:
 
     def _reject(self, raw, reason: str, detail: str, where: str, room_id: str | None, event=None) -> None:
         if raw is None:  # a typed event: its JSON is the record of it
-            import msgspec
-
             raw = msgspec.json.encode(event)
         self.dead_count += 1
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

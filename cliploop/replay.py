@@ -54,4 +54,4 @@ def replay_clip_events(path: Path, out: Path, config: ClipLoopConfig, *, limits:
     if model is not None:
         (out / PULL_MODEL_FILE).write_bytes(model.to_json())
     return {**core.accounting(), "clips": sum(len(r.clips) for r in core.rooms.values()),
-            "pull_model": model is not None}
+            "promotions": writers[1].count, "pull_model": model is not None}

@@ -103,7 +103,7 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
 
     result = run_embedded(sess, out_dir, settings, progress=show, report=report)
     s, t = result.summary, result.phases_s
-    clips = "" if result.clips is None else f", {result.clips} clip(s)"
+    clips = "" if result.clips is None else f", {result.clips} highlight clip(s)"
     phases = ", ".join(f"{name} {sec:.2f} s" for name, sec in t.items())
     click.echo(
         f"{s['inputs']:,} inputs: {s['processed']:,} processed, {s['duplicates']:,} duplicates, "
@@ -111,6 +111,10 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
         f"{s['outputs']['moments.jsonl']:,} moments, {result.decisions:,} bid decisions{clips}"
     )
     click.echo(f"{result.total_s:.1f} s in all ({phases}; events at {result.inputs_per_s:,.0f} inputs/s)")
+    if result.clip_loop is not None:
+        c = result.clip_loop
+        click.echo(f"clip loop: {c['inputs']:,} clip events ({c['dead_letters']:,} dead letters), {c['clips']} clips, "
+                   f"{c['promotions']:,} promotion decisions")
     if sess.campaign() is None:
         click.echo(f"no campaign in {session / 'session.json'}: every room bid with a zero budget")
     click.echo(f"outputs in {out_dir}/ (open {out_dir / 'report.html'})" if report else f"outputs in {out_dir}/")
@@ -151,8 +155,8 @@ def topics(bootstrap: str | None) -> None:
 @click.option("--max", "max_messages", type=click.IntRange(min=1), default=None, help="Stop after this many messages.")
 def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bool, idle_timeout: float | None,
          max_messages: int | None) -> None:
-    """Print TOPIC's messages as readable lines (events, room-metrics, moments, bid-decisions, campaigns, clips,
-    dead-letters; the liveroom. prefix is optional)."""
+    """Print TOPIC's messages as readable lines (events, campaigns, room-metrics, moments, bid-decisions, clips,
+    dead-letters, clip-events, clip-stats, promotions; the liveroom. prefix is optional)."""
     from .tail import tail as follow, topic_name
 
     try:

@@ -3,6 +3,7 @@ snapshots, highlight clips when the session has a video, and the report, in one 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class EmbeddedResult:
     clips: int | None  # None: the session has no video
     phases_s: dict[str, float]  # events, highlights, report
     inputs_per_s: float  # over the events phase
+    clip_loop: dict | None = None  # the clip loop's accounting, when the session has clip events
 
     @property
     def total_s(self) -> float:
@@ -47,8 +49,7 @@ def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progres
     inputs = [session.folder / "session.json", session.events_path, session.video_path, session.labels_path]
     with atomic_folder(out_dir, protect=[p for p in inputs if p is not None]) as tmp:
         result = _run(session, tmp, settings, progress=progress, report=report)
-    return EmbeddedResult(Path(out_dir), result.summary, result.decisions, result.clips, result.phases_s,
-                          result.inputs_per_s)
+    return dataclasses.replace(result, out_dir=Path(out_dir))
 
 
 def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool, report: bool) -> EmbeddedResult:
@@ -70,6 +71,7 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
     finally:
         decisions.close()
     phases = {"events": result.wall_s}
+    loop = None
     if session.clip_events_path is not None:
         began = time.perf_counter()
         from cliploop.replay import replay_clip_events
@@ -95,7 +97,7 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
     run["phases_s"] = {k: round(v, 3) for k, v in phases.items()}
     run["total_s"] = round(sum(phases.values()), 3)
     (out_dir / RUN_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(run), indent=2) + b"\n")
-    return EmbeddedResult(out_dir, result.summary, decisions.count, clips, phases, result.events_per_s)
+    return EmbeddedResult(out_dir, result.summary, decisions.count, clips, phases, result.events_per_s, loop)
 
 
 def _highlights(session: Session, clips_dir: Path, *, progress: bool) -> int:

@@ -41,6 +41,7 @@ CAMPAIGN_FILE = "campaign.json"
 MAX_ROOMS_PLOTTED = 8
 MAX_OVERVIEW_ROOMS = 500
 MAX_DECISION_ROWS = 400
+MAX_CLIP_ROWS = 200
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:1.5em auto;color:#222;padding:0 1em}
@@ -275,7 +276,7 @@ def _clip_loop_section(out: Path, currency: str) -> str:
     order = sorted(by_clip, key=lambda c: (-by_clip[c][-1].total_entries, c))
     promoted = {c: sum(r.promoted_impressions for r in by_clip[c]) for c in by_clip}
     rows = []
-    for c in order[:MAX_OVERVIEW_ROOMS]:
+    for c in order[:MAX_CLIP_ROWS]:
         rs, last = by_clip[c], by_clip[c][-1]
         clicks = sum(r.clicks_room + r.clicks_product for r in rs)
         rows.append([_e(c), clock(rs[0].ts - 3600.0 * (rs[0].hour + 1)), f"{last.total_impressions:,}",

@@ -19,6 +19,7 @@ core's own accounting, so the pages and the progress line never disagree.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import faust
@@ -38,7 +39,8 @@ def status(runtime: RoomsRuntime) -> dict:
     decisions = list(stats.decisions.values())
     return {
         "health": health(runtime)[1],
-        "uptime_s": round(_now() - stats.started, 1),
+        "uptime_s": round(time.time() - stats.started, 1),
+        "last_batch_age_s": None if stats.last_batch_wall is None else round(time.time() - stats.last_batch_wall, 1),
         "accounting": core.accounting(),
         "events_per_s": round(stats.events_per_s, 1),
         "lag": [{"topic": t, "partition": p, "messages": n} for (t, p), n in sorted(stats.lag.items())],
@@ -52,12 +54,6 @@ def status(runtime: RoomsRuntime) -> dict:
         "budget_left": round(sum(d.budget_left for d in decisions), 2),
         "spend_reported": round(sum(m.spend_total for m in stats.latest.values()), 2),
     }
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 def health(runtime: RoomsRuntime) -> tuple[int, str]:

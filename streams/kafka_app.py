@@ -402,6 +402,7 @@ class RoomsRuntime:
             self._said = line
             log.info("progress: %s; %.0f events/s", line, self.stats.events_per_s)
 
+
 class BatchDrainConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer with a drain that hands ``liveroom.events`` to
     the rooms runtime a fetched batch at a time (see the module docstring).

@@ -88,12 +88,12 @@ class WorkerStats:
     decisions_by_strategy: dict[str, int] = field(default_factory=dict)
     lag: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> messages behind
     events_per_s: float = 0.0  # over the last progress interval
-    last_event_wall: float | None = None
+    last_batch_wall: float | None = None  # when the last batch of events was done (wall clock)
     failed: str | None = None  # set when a write failed; the worker stops
 
     def record_batch(self, seconds: float) -> None:
         self.batches.observe(seconds)
-        self.last_event_wall = time.time()
+        self.last_batch_wall = time.time()
 
     def record_changelog(self, table: str, key: bytes, value: bytes | None) -> None:
         self.changelog_bytes[table] = self.changelog_bytes.get(table, 0) + len(key) + len(value or b"")
