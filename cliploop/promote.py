@@ -66,19 +66,12 @@ def allocate(room_id: str, period: int, clips: list[ClipState], config: ClipLoop
             slots[p] += 1
         else:
             slots[leader] += 1
-    per_slot = config.budget // config.slots
-    allocations = []
-    given = 0
-    for i in np.flatnonzero(slots):
-        n = int(slots[i]) * per_slot
-        given += n
-        allocations.append(Allocation(clip_id=clips[i].clip_id, impressions=n, share=round(float(slots[i]) / config.slots, 4),
-                                      mean=round(float(means[i]), 6), prior=round(clips[i].prior, 6)))
-    rest = config.budget - given  # what does not divide into slots goes to the leader
-    if rest:
-        allocations = [a if a.clip_id != clips[leader].clip_id else
-                       Allocation(clip_id=a.clip_id, impressions=a.impressions + rest, share=a.share, mean=a.mean,
-                                  prior=a.prior) for a in allocations]
+    impressions = slots * (config.budget // config.slots)
+    impressions[leader] += config.budget - int(impressions.sum())  # what does not divide into slots: the leader's
+    allocations = [Allocation(clip_id=clips[i].clip_id, impressions=int(impressions[i]),
+                              share=round(float(impressions[i]) / config.budget, 4), mean=round(float(means[i]), 6),
+                              prior=round(clips[i].prior, 6))
+                   for i in np.flatnonzero(impressions)]
     return Promotion(room_id=room_id, ts=ts, seq=period, budget=config.budget, allocations=allocations,
                      explored=round(explored / config.slots, 4),
                      reason=f"Thompson sampling over {len(clips)} clip(s); leader {clips[leader].clip_id} "
