@@ -140,14 +140,16 @@ class ClipLoopCore:
             room.closed_through = min(room.buckets) - 1
         first = max(room.closed_through + 1, due - cfg.max_empty_periods + 1)
         periods = sorted({p for p in room.buckets if p <= due} | set(range(first, due + 1)))
+        previous = room.closed_through
         for p in periods:
-            self._close(room, p)
+            self._close(room, p, p - previous)  # a silent gap skipped still ages the outcomes
+            previous = p
         room.closed_through = due
         for p in [p for p in room.seen if p < due - cfg.dedup_periods]:
             for i in room.seen.pop(p):
                 self._ids[room.room_id].discard(i)
 
-    def _close(self, room: RoomClips, period: int) -> None:
+    def _close(self, room: RoomClips, period: int, periods_since_last: int = 1) -> None:
         cfg = self.config
         end = (period + 1) * cfg.period_s
         counts: dict[str, dict] = {}
@@ -182,7 +184,7 @@ class ClipLoopCore:
             elif t is ClipOrder:
                 c["orders"] += 1
                 c["gmv"] += ev.amount
-        keep = 0.5 ** (cfg.period_s / 3600.0 / cfg.half_life_h) if cfg.half_life_h > 0 else 0.0
+        keep = 0.5 ** (periods_since_last * cfg.period_s / 3600.0 / cfg.half_life_h) if cfg.half_life_h > 0 else 0.0
         for clip_id in sorted(room.clips):
             clip = room.clips[clip_id]
             c = counts.get(clip_id)

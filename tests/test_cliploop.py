@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import msgspec
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from cliploop.core import ClipLoopCore
@@ -154,3 +155,15 @@ def test_a_learned_pull_model_changes_which_clips_the_highlight_module_cuts(samp
     (by_pull,) = find_highlights(s.video_path, pull_model=late, **args).clips
     assert by_pull.start > by_score.start + 60 and by_pull.score < by_score.score
     assert any(r.startswith("pull predicted") for r in by_pull.reasons)
+
+
+def test_a_silent_gap_still_ages_what_a_clip_drew():
+    """Two days without clip events: the outcomes before them count for a quarter
+    (24 h half-life), as if every hour in between had closed."""
+    core = ClipLoopCore(CONFIG)
+    core.feed(publish(), "f:1")
+    core.feed(line(type="clip_impression", event_id="i1", ts=T0 + 20, count=1000), "f:2")
+    core.feed(line(type="clip_impression", event_id="i2", ts=T0 + 3600 * 60 + 20, count=1), "f:3")
+    core.flush()
+    clip = core.rooms["r"].clips["c1"]
+    assert clip.disc_impressions == pytest.approx(1000 * 0.5 ** (60 / 24) + 1, rel=1e-9)
