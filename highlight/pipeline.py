@@ -258,7 +258,7 @@ def copy_span(start: float, end: float, keyframes: tuple[float, ...], *, min_s: 
     keyframe at or before ``start`` is taken when the clip stays within ``max_s``;
     else the first one after ``start``, when at least ``min_s`` is left."""
     before = [k for k in keyframes if k <= start + 1e-3]
-    if before and end - before[-1] <= max_s + 1e-6:
+    if before and min_s - 1e-6 <= end - before[-1] <= max_s + 1e-6:
         return before[-1], end
     after = [k for k in keyframes if k > start + 1e-3]
     if after and end - after[0] >= min_s - 1e-6:

@@ -29,32 +29,35 @@ OURS = ("streams", "liveroom", "bidding", "highlight")
 log = logging.getLogger("liveroom.worker")
 
 
-class _Transient(logging.Filter):
-    """aiokafka's ERROR lines for conditions it retries by itself at start-up:
-    shown as INFO (so hidden at the default level), never as an error."""
+class Transient(logging.Filter):
+    """aiokafka's ERROR lines for conditions it retries by itself at start-up
+    (the group coordinator not ready yet; the app's own changelog and assignor
+    topics, ``<app_id>-...``, not yet in the metadata): shown as INFO, so hidden
+    at the default level, never as an error."""
+
+    def __init__(self, app_id: str) -> None:
+        super().__init__()
+        self.prefix = f"{app_id}-"
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        transient = (message.startswith("Group Coordinator Request failed")
-                     and getattr(record.args[0] if record.args else None, "retriable", False)) or (
-            message.startswith("Topic %s not found in cluster metadata")
-            and str(record.args[0] if record.args else "").startswith(_faust_topic_prefixes()))
+        message, first = str(record.msg), record.args[0] if record.args else None
+        transient = (message.startswith("Group Coordinator Request failed") and getattr(first, "retriable", False)) \
+            or (message.startswith("Topic %s not found in cluster metadata") and str(first).startswith(self.prefix))
         if transient and record.levelno > logging.INFO:
             record.levelno, record.levelname = logging.INFO, "INFO"
             return logging.getLogger().isEnabledFor(logging.INFO)
         return True
 
 
-def _faust_topic_prefixes() -> tuple[str, ...]:
-    return (f"{Settings().kafka_app_id}-",)  # Faust's changelog and assignor topics, created as it starts
+def quiet_startup_errors(app_id: str) -> None:
+    for name in ("aiokafka.consumer.group_coordinator", "aiokafka.cluster"):
+        logging.getLogger(name).addFilter(Transient(app_id))
 
 
 def logging_config(loglevel: str) -> dict:
     """For Faust's worker (merged into its own): the handler passes everything, the
     root logger keeps ``loglevel``, our loggers say INFO (or lower if asked)."""
     ours = min(logging.INFO, logging.getLevelName(loglevel.upper()))
-    for name in ("aiokafka.consumer.group_coordinator", "aiokafka.cluster"):
-        logging.getLogger(name).addFilter(_Transient())
     return {"merge": True, "version": 1,
             "handlers": {"default": {"level": "NOTSET", "class": "colorlog.StreamHandler", "formatter": "colored"}},
             "loggers": {name: {"level": logging.getLevelName(ours)} for name in OURS}}
@@ -107,6 +110,7 @@ def run_worker(bootstrap: str | None, loglevel: str = "warning") -> None:
         add_pages(app, runtime)
         host = "127.0.0.1" if config.web_bind in ("0.0.0.0", "::") else config.web_bind
         pages = f"http://{host}:{config.web_port}/"
+    quiet_startup_errors(config.app_id)
     runner = _Worker(app, pages=pages, loglevel=loglevel, logging_config=logging_config(loglevel), quiet=True)
     # Faust's terminal spinner sets the root logger to DEBUG below loglevel info, so
     # every library's debug call (aiokafka: one per message sent) builds a record.

@@ -86,3 +86,26 @@ def test_parts_size_counts_segments_exactly_and_viewers_by_their_mean():
     assert size.total(online_viewers=2) == len(seg) + 100 + 2 * viewer
     size.write(seg, None)  # the tick closed: its segment is gone
     assert size.total(online_viewers=1) == viewer
+
+
+def test_only_aiokafkas_retried_startup_errors_are_demoted():
+    import logging
+
+    from aiokafka.errors import GroupAuthorizationFailedError, GroupCoordinatorNotAvailableError
+
+    from liveroom.worker import Transient
+
+    f = Transient("liveroom")
+
+    def record(msg, arg):
+        return logging.LogRecord("aiokafka", logging.ERROR, "x", 1, msg, (arg,), None)
+
+    retried = record("Group Coordinator Request failed: %s", GroupCoordinatorNotAvailableError())
+    f.filter(retried)
+    assert retried.levelno == logging.INFO
+    ours = record("Topic %s not found in cluster metadata", "liveroom-room-state-changelog")
+    f.filter(ours)
+    assert ours.levelno == logging.INFO
+    for kept in (record("Group Coordinator Request failed: %s", GroupAuthorizationFailedError()),
+                 record("Topic %s not found in cluster metadata", "liveroom.events")):
+        assert f.filter(kept) and kept.levelno == logging.ERROR  # not retried, or not ours: still an error
