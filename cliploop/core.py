@@ -220,7 +220,7 @@ class ClipLoopCore:
         if first is not None and last is not None and last[0] > 0 and first[1] and last[1] and first[2]:
             decay = round((last[2] / last[1]) / (first[2] / first[1]), 4)
         return ClipStats(
-            room_id=room_id, clip_id=clip.clip_id, ts=end, hour=max(0, int((end - 1e-6 - born) // self.config.period_s)),
+            room_id=room_id, clip_id=clip.clip_id, ts=end, published=clip.published, hour=max(0, int((end - 1e-6 - born) // self.config.period_s)),
             impressions=c["impressions"], promoted_impressions=c["promoted_impressions"], plays=c["plays"],
             completes=c["completes"], watch_ratio=round(c["watch"] / c["completes"], 4) if c["completes"] else None,
             likes=c["likes"], shares=c["shares"], clicks_room=c["clicks_room"], clicks_product=c["clicks_product"],

@@ -41,6 +41,7 @@ class ClipStats(msgspec.Struct, kw_only=True, frozen=True):
     room_id: str
     clip_id: str
     ts: float
+    published: float | None  # the clip's clip_publish time (None: not published yet)
     hour: int  # whole periods since publication (0: the first)
     impressions: int
     promoted_impressions: int

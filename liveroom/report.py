@@ -279,7 +279,7 @@ def _clip_loop_section(out: Path, currency: str) -> str:
     for c in order[:MAX_CLIP_ROWS]:
         rs, last = by_clip[c], by_clip[c][-1]
         clicks = sum(r.clicks_room + r.clicks_product for r in rs)
-        rows.append([_e(c), clock(rs[0].ts - 3600.0 * (rs[0].hour + 1)), f"{last.total_impressions:,}",
+        rows.append([_e(c), clock(last.published) if last.published is not None else "-", f"{last.total_impressions:,}",
                      _ratio(promoted[c], last.total_impressions, "{:.0%}"), _ratio(clicks, last.total_impressions,
                                                                                    "{:.2%}"),
                      f"{last.total_entries:,}", _ratio(1000 * last.total_entries, last.total_impressions),
@@ -288,7 +288,7 @@ def _clip_loop_section(out: Path, currency: str) -> str:
     parts.append(f"<p>{len(by_clip)} clip(s); {len(promotions)} promotion decisions. Pull is room entries per 1000 "
                  "impressions; decay is the pull of the clip's latest day over its first.</p>")
     parts.append(_pull_figure(by_clip, order[:8]))
-    parts.append(_table(["clip", "first seen (UTC)", "impressions", "promoted", "CTR", "entries drawn", "pull",
+    parts.append(_table(["clip", "published (UTC)", "impressions", "promoted", "CTR", "entries drawn", "pull",
                          "orders", "GMV", "decay"], rows, attrs="id='clip-table'"))
     if promotions:
         last = promotions[-1]
