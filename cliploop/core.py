@@ -25,7 +25,7 @@ from streams.models import DeadLetter
 from .events import (ClipClick, ClipComplete, ClipEntry, ClipImpression, ClipLike, ClipOrder,
                      ClipPlay, ClipPublish, ClipShare, clip_event_decoder)
 from .models import ClipLoopConfig, ClipState, ClipStats, Promotion, RoomClips
-from .promote import allocate, score_prior
+from .promote import allocate, conversion, score_prior
 
 DAY_S = 86_400.0
 KEEP_DAYS = 30  # daily aggregates kept per clip (the decay curve)
@@ -189,12 +189,15 @@ class ClipLoopCore:
             clip = room.clips[clip_id]
             c = counts.get(clip_id)
             clip.disc_impressions *= keep
-            clip.disc_entries *= keep
+            clip.disc_clicks *= keep
             if c is None:
                 continue
             clip.disc_impressions += c["impressions"]
-            clip.disc_entries += c["entries"]
+            clip.disc_clicks += c["clicks_room"]
+            room.entries += c["entries"]
+            room.room_clicks += c["clicks_room"]
             clip.impressions += c["impressions"]
+            clip.clicks += c["clicks_room"]
             clip.entries += c["entries"]
             clip.orders += c["orders"]
             clip.gmv = round(clip.gmv + c["gmv"], 6)
@@ -210,7 +213,8 @@ class ClipLoopCore:
         live = [c for c in room.clips.values() if c.published is not None and c.published <= end
                 and end - c.published <= cfg.max_age_days * DAY_S]
         if live:
-            self.promotions.append(allocate(room.room_id, period + 1, live, cfg))
+            self.promotions.append(allocate(room.room_id, period + 1, live, cfg,
+                                            conv=conversion(room.entries, room.room_clicks, cfg)))
 
     def _stats(self, room_id: str, clip: ClipState, c: dict, end: float, born: float) -> ClipStats:
         clicks = c["clicks_room"] + c["clicks_product"]

@@ -1,9 +1,11 @@
 """Learning what pulls: which clip features predict the room entries a clip
 draws per impression, fitted from outcomes across broadcasts.
 
-A ridge regression of each clip's smoothed log-odds of pull on its features
-(standardised), weighted by how much evidence the clip has (its impressions, in
-thousands, at most 10). Small and transparent on purpose: its weights say in
+A ridge regression of each clip's smoothed log-odds of clicks to the room per
+impression on its features (standardised), weighted by how much evidence the
+clip has (its impressions, in thousands, at most 10); pull is that rate times
+the clips' conversion from a click to an entry. Clicks, not entries, because
+entries may come a broadcast later: a young clip's entries are not in yet. Small and transparent on purpose: its weights say in
 plain numbers what pulls (faces, orders, short clips...), the promotion uses its
 prediction as each new clip's prior, and the highlight module can rank its
 candidates by it (``find_highlights(..., pull_model=)``). A feature the caller
@@ -28,16 +30,17 @@ class PullModel:
     names: tuple[str, ...]
     mean: tuple[float, ...]
     scale: tuple[float, ...]
-    weights: tuple[float, ...]  # per standardised feature
+    weights: tuple[float, ...]  # per standardised feature, on the log-odds of clicks per impression
     intercept: float
     clips: int  # how many clips it was fitted on
+    conversion: float = 1.0  # entries per click to the room, over the clips it was fitted on
 
     def predict(self, features: dict[str, float]) -> float:
         """Predicted room entries per impression."""
         z = self.intercept
         for name, m, s, w in zip(self.names, self.mean, self.scale, self.weights):
             z += w * ((features.get(name, m) - m) / s)
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        return self.conversion / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
     def explain(self) -> list[tuple[str, float]]:
         """Features by the size of their weight, largest first."""
@@ -59,7 +62,7 @@ def fit(clips: list[ClipState], *, ridge: float = 1.0, min_impressions: int = 50
         return None
     names = tuple(sorted(used[0].features))
     x = np.array([[c.features.get(n, 0.0) for n in names] for c in used])
-    rate = np.array([(c.entries + 0.5) / (c.impressions + 1.0) for c in used])
+    rate = np.array([(c.clicks + 0.5) / (c.impressions + 1.0) for c in used])
     y = np.log(rate / (1 - rate))
     w = np.sqrt(np.minimum(np.array([c.impressions for c in used]) / 1000.0, 10.0))
     mean = x.mean(axis=0)
@@ -70,5 +73,7 @@ def fit(clips: list[ClipState], *, ridge: float = 1.0, min_impressions: int = 50
     penalty = ridge * np.eye(a.shape[1])
     penalty[0, 0] = 0.0  # the intercept is not shrunk
     coef = np.linalg.solve(a.T @ a + penalty, a.T @ (y * w))
+    clicks = sum(c.clicks for c in used)
     return PullModel(names=names, mean=tuple(map(float, mean)), scale=tuple(map(float, scale)),
-                     weights=tuple(float(c) for c in coef[1:]), intercept=float(coef[0]), clips=len(used))
+                     weights=tuple(float(c) for c in coef[1:]), intercept=float(coef[0]), clips=len(used),
+                     conversion=sum(c.entries for c in used) / clicks if clicks else 1.0)

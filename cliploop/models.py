@@ -28,6 +28,8 @@ class ClipLoopConfig:
     base_rate: float = 0.004  # room entries per impression a clip of reference score draws (the prior)
     reference_score: float = 4.0  # a highlight score worth base_rate
     half_life_h: float = 24.0  # old outcomes count for half after this long: pull decays over days
+    entries_per_click: float = 0.4  # the prior of a room's conversion from a click to the room to an entry
+    conversion_weight: float = 50.0  # ... worth this many clicks
     max_age_days: float = 14.0  # older clips are no longer promoted
     dedup_periods: int = 2  # event ids are remembered this many periods after theirs closed
     max_future_s: float = 7 * 86_400.0  # an event this far ahead of its room is refused (ts_jump)
@@ -91,11 +93,12 @@ class ClipState(msgspec.Struct, kw_only=True):
     features: dict[str, float] = msgspec.field(default_factory=dict)
     prior: float = 0.0
     impressions: int = 0
+    clicks: int = 0  # to the room
     entries: int = 0
     orders: int = 0
     gmv: float = 0.0
     disc_impressions: float = 0.0  # discounted by half_life_h, for the posterior
-    disc_entries: float = 0.0
+    disc_clicks: float = 0.0  # clicks to the room, the first sign of pull (entries may come a broadcast later)
     daily: list[list[int]] = msgspec.field(default_factory=list)  # [day, impressions, entries], newest last
 
 
@@ -109,3 +112,5 @@ class RoomClips(msgspec.Struct, kw_only=True):
     seen: dict[int, list[str]] = msgspec.field(default_factory=dict)  # period -> event ids
     max_ts: float = 0.0
     closed_through: int = -1  # every period up to this one is closed
+    entries: int = 0  # room entries drawn by all its clips, and clicks to the room: the room's
+    room_clicks: int = 0  # conversion from a click to an entry

@@ -1,10 +1,15 @@
 """Which clips to push: Thompson sampling on room entries per impression.
 
-Each clip's pull (room entries per promoted or organic impression) has a Beta
-posterior: a prior worth ``prior_impressions`` impressions at the clip's prior
-mean (from its highlight score, or from a learned pull model), plus its
-outcomes, discounted by ``half_life_h`` so a clip whose pull fades loses its
-place. The period's budget is handed out in ``slots`` equal parts; each part
+A clip's pull is room entries per impression. Entries often come late (a viewer
+who clicks to the room between broadcasts enters the next one, up to a day
+later), so the posterior is on the first sign of them, clicks to the room per
+impression, and pull is that times the room's conversion from a click to an
+entry (measured over all its clips, with a prior of ``entries_per_click``). The
+conversion is common to a room's clips, so the ranking rests on clicks alone.
+Each clip's click rate has a Beta posterior: a prior worth ``prior_impressions``
+impressions at the clip's prior pull (from its highlight score, or from a
+learned pull model) over the conversion, plus its outcomes, discounted by
+``half_life_h`` so a clip whose pull fades loses its place. The period's budget is handed out in ``slots`` equal parts; each part
 goes to the clip whose posterior draw is highest. Exploration is bounded: at
 most ``explore_max`` of the parts may go to clips other than the leader (the
 highest posterior mean); past that the leader takes the rest.
@@ -36,23 +41,34 @@ def score_prior(score: float, config: ClipLoopConfig) -> float:
     return config.base_rate * ratio
 
 
-def posterior(clip: ClipState, config: ClipLoopConfig) -> tuple[float, float]:
+def conversion(entries: int, clicks: int, config: ClipLoopConfig) -> float:
+    """A room's entries per click to the room, shrunk towards ``entries_per_click``."""
+    w = config.conversion_weight
+    return min(1.0, max(1e-6, (entries + w * config.entries_per_click) / (clicks + w)))
+
+
+def posterior(clip: ClipState, config: ClipLoopConfig, conv: float) -> tuple[float, float]:
+    """Beta parameters of the clip's clicks to the room per impression."""
     n0 = config.prior_impressions
-    e = min(clip.disc_entries, clip.disc_impressions)
-    alpha = n0 * clip.prior + e
-    beta = n0 * (1.0 - clip.prior) + (clip.disc_impressions - e)
+    prior = min(0.5, clip.prior / conv)
+    c = min(clip.disc_clicks, clip.disc_impressions)
+    alpha = n0 * prior + c
+    beta = n0 * (1.0 - prior) + (clip.disc_impressions - c)
     return max(alpha, 1e-9), max(beta, 1e-9)
 
 
-def allocate(room_id: str, period: int, clips: list[ClipState], config: ClipLoopConfig) -> Promotion:
-    """The promotion for period ``period`` among ``clips`` (published, not too old)."""
+def allocate(room_id: str, period: int, clips: list[ClipState], config: ClipLoopConfig, *,
+             conv: float | None = None) -> Promotion:
+    """The promotion for period ``period`` among ``clips`` (published, not too old);
+    ``conv`` is the room's entries per click (default: its prior)."""
+    conv = config.entries_per_click if conv is None else conv
     ts = period * config.period_s
     if not clips or config.budget <= 0:
         return Promotion(room_id=room_id, ts=ts, seq=period, budget=config.budget, allocations=[], explored=0.0,
                          reason="no clip to promote" if not clips else "no budget")
     clips = sorted(clips, key=lambda c: c.clip_id)
-    params = np.array([posterior(c, config) for c in clips])
-    means = params[:, 0] / params.sum(axis=1)
+    params = np.array([posterior(c, config, conv) for c in clips])
+    means = params[:, 0] / params.sum(axis=1) * conv  # entries per impression
     leader = int(np.argmax(means))
     rng = decision_rng(config.seed, room_id, period)
     draws = rng.beta(params[:, 0], params[:, 1], size=(config.slots, len(clips)))

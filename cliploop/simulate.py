@@ -10,7 +10,9 @@ shorter, earlier in the broadcast pull more; the score itself only a little)
 plus noise, fading over days at a rate of its own. Every quarter hour each
 clip gets organic impressions and the promoted impressions the loop's newest
 decision gave it; views, completes, likes, shares, clicks, room entries and
-orders follow from the appeal. The events go through the real
+orders follow from the appeal. The room is live one evening hour a day: a click
+to it outside that hour becomes an entry in the next broadcast (up to a day
+later), as with a real room's followers. The events go through the real
 :class:`~cliploop.core.ClipLoopCore`, whose promotions steer the next quarter
 hours (a decision for a period arrives ``grace_s`` after it begins, as on Kafka).
 
@@ -26,6 +28,7 @@ the best clip of the moment. Baselines: the budget split evenly over live clips
 from __future__ import annotations
 
 import argparse
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -56,6 +59,9 @@ class World:
     noise: float = 0.35  # spread of appeal the features do not explain
     warmup_h: float = 24.0
     start: float = START  # midnight (UTC) of the first broadcast's day
+    # True: the room is live only during its evening hour, and a click to it outside
+    # that hour enters the next broadcast. False: a click is an entry at once.
+    entries_at_next_broadcast: bool = True
 
 
 @dataclass
@@ -126,10 +132,23 @@ def run(seed: int, *, config: ClipLoopConfig = ClipLoopConfig(), world: World = 
         if record is not None:
             record.append(ev)
 
+    pending: list = []  # (ts, serial, events): entries waiting for the room's next broadcast
+
+    def live_at(ts: float) -> float:
+        """``ts`` if the room is live then, else a moment in its next broadcast."""
+        into = (ts - world.start) % 86_400.0
+        if not world.entries_at_next_broadcast or world.broadcast_hour * 3600.0 <= into < (world.broadcast_hour + 1) * 3600.0:
+            return ts
+        day0 = ts - into + (86_400.0 if into >= world.broadcast_hour * 3600.0 else 0.0)
+        return round(day0 + world.broadcast_hour * 3600.0 + float(draws.uniform(0, 3600.0)), 3)
+
     steps = int(world.days * 86_400.0 / STEP_S) + int(2 * 86_400.0 / STEP_S)
     for s in range(steps):
         t = world.start + s * STEP_S
         day = int((t - world.start) // 86_400.0)
+        while pending and pending[0][0] < t + STEP_S:
+            for ev in heapq.heappop(pending)[2]:
+                emit(ev)
         if day < world.days and abs(t - pool[day][0][0].ts) < 1e-6:  # the evening broadcast ended: publish
             cands = pool[day]
             if learn and day > 0:
@@ -189,10 +208,16 @@ def run(seed: int, *, config: ClipLoopConfig = ClipLoopConfig(), world: World = 
                         elif kind == "click":
                             emit(ClipClick(event_id=eid, ts=at, user_id=user, target="room", **base))
                         elif kind == "entry":
-                            emit(ClipEntry(event_id=eid, ts=at, user_id=user, **base))
+                            when = live_at(at)
+                            drawn = [ClipEntry(event_id=eid, ts=when, user_id=user, **base)]
                             if draws.random() < 0.05:
-                                emit(ClipOrder(event_id=eid + "o", ts=at, user_id=user,
-                                               amount=round(float(draws.lognormal(4, 0.5)), 2), **base))
+                                drawn.append(ClipOrder(event_id=eid + "o", ts=when, user_id=user,
+                                                       amount=round(float(draws.lognormal(4, 0.5)), 2), **base))
+                            if when == at:
+                                for ev in drawn:
+                                    emit(ev)
+                            else:
+                                heapq.heappush(pending, (when, serial, drawn))
                         else:
                             emit(ClipClick(event_id=eid, ts=at, user_id=user, target="product", **base))
                             if draws.random() < 0.05:

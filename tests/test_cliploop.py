@@ -111,7 +111,7 @@ def test_a_restored_room_decides_as_if_it_had_never_stopped():
 def test_a_promotion_spends_its_budget_exactly_and_explores_within_its_bound(n, budget, slots, explore, period, seed):
     cfg = ClipLoopConfig(budget=budget, slots=slots, explore_max=explore, seed=seed)
     clips = [ClipState(clip_id=f"c{i}", published=0.0, prior=0.001 * (i + 1), disc_impressions=100.0 * i,
-                       disc_entries=float(i % 3)) for i in range(n)]
+                       disc_clicks=float(i % 3)) for i in range(n)]
     p = allocate("r", period, clips, cfg)
     assert sum(a.impressions for a in p.allocations) == (budget if budget > 0 else 0)
     assert p.explored <= explore + 1e-9 and all(a.impressions >= 0 for a in p.allocations)
@@ -125,11 +125,12 @@ def test_the_pull_model_finds_what_pulls():
         face = rng.random()
         rate = 0.002 + 0.02 * face
         impressions = 20_000
-        clips.append(ClipState(clip_id=f"c{i}", published=0.0, impressions=impressions,
+        clips.append(ClipState(clip_id=f"c{i}", published=0.0, impressions=impressions, clicks=int(impressions * rate / 0.4),
                                entries=int(impressions * rate), features={"face_share": face, "length_min": rng.random()}))
     model = fit(clips)
     assert model is not None and model.explain()[0][0] == "face_share" and dict(model.explain())["face_share"] > 0
     assert model.predict({"face_share": 0.9}) > model.predict({"face_share": 0.1})
+    assert model.conversion == pytest.approx(0.4, rel=0.01)
 
 
 def test_the_loop_near_the_oracle_beats_uniform_and_greedy_and_learning_lifts_pull():
