@@ -43,7 +43,7 @@ class ClipStats(msgspec.Struct, kw_only=True, frozen=True):
     room_id: str
     clip_id: str
     ts: float
-    published: float | None  # the clip's clip_publish time (None: not published yet)
+    published: float | None = None  # the clip's clip_publish time (None: not published yet)
     hour: int  # whole periods since publication (0: the first)
     impressions: int
     promoted_impressions: int

@@ -404,10 +404,14 @@ def report(out_dir: Path) -> None:
     """Redraw report.html of a replay's output folder."""
     from .report import render_report
 
+    import msgspec
+
     try:
         click.echo(render_report(out_dir))
     except FileNotFoundError as exc:
         raise UserError(f"{out_dir} does not hold replay outputs ({exc.filename} missing)") from None
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise UserError(f"{out_dir} holds outputs this version cannot read ({exc}); replay the session again") from None
 
 
 if __name__ == "__main__":

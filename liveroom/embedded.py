@@ -32,7 +32,7 @@ class EmbeddedResult:
     summary: dict
     decisions: int
     clips: int | None  # None: the session has no video
-    phases_s: dict[str, float]  # events, highlights, report
+    phases_s: dict[str, float]  # events, clip loop, highlights, report (those that ran)
     inputs_per_s: float  # over the events phase
     clip_loop: dict | None = None  # the clip loop's accounting, when the session has clip events
 

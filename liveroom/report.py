@@ -331,7 +331,8 @@ def render_report(out_dir: str | Path) -> Path:
         for d in read_jsonl(out / BID_DECISIONS, BidDecision):
             decisions[d.room_id].append(d)
     campaign = None
-    if (out / CAMPAIGN_FILE).is_file():
+    known = (out / CAMPAIGN_FILE).is_file()  # outputs of older versions do not say
+    if known:
         campaign = msgspec.json.decode((out / CAMPAIGN_FILE).read_bytes(), type=Campaign | None)
     currency = (campaign.currency or "") if campaign is not None else ""
     manifest = None
@@ -352,7 +353,9 @@ def render_report(out_dir: str | Path) -> Path:
         parts.append(f"<p class='sub'>{len(rooms)} room(s), {clock(first)} to {clock(last)} "
                      f"({(last - first) / 60:.0f} min). All times are UTC.</p>")
     n_clips = len(manifest["clips"]) if manifest else None
-    if campaign is None:
+    if not known:
+        no_money = f"these outputs have no {CAMPAIGN_FILE} (an older version wrote them): money carries no currency"
+    elif campaign is None:
         no_money = "no campaign: money figures carry no currency, and no room bid"
     elif not currency:
         no_money = "the campaign names no currency"
@@ -369,7 +372,7 @@ def render_report(out_dir: str | Path) -> Path:
         for room in rooms[:MAX_OVERVIEW_ROOMS]:
             t = totals[room]
             link = (f"<a href='#{_anchor(room)}'>{_e(room)}</a>" if room in rooms[:MAX_ROOMS_PLOTTED] else _e(room))
-            has = campaign is not None and campaign.room_id == room
+            has = campaign.room_id == room if campaign is not None else (not known and bool(decisions[room]))
             rows.append([link, clock(t["started_at"]) if t.get("started_at") else "-", f"{t['peak_online']:,}",
                          f"{t['organic_entries'] + t['paid_entries']:,}", f"{t['orders']:,}",
                          _money(t["gmv"], currency), _money(t["spend"], currency), _ratio(t["gmv"], t["spend"], "{:.1f}x"),
@@ -385,7 +388,7 @@ def render_report(out_dir: str | Path) -> Path:
         clip_spans = [(manifest["t0"] + c["start"], manifest["t0"] + c["end"]) for c in manifest["clips"]]
     for room in rooms[:MAX_ROOMS_PLOTTED]:
         t = totals[room]
-        has = campaign is not None and campaign.room_id == room
+        has = campaign.room_id == room if campaign is not None else (not known and bool(decisions[room]))
         parts.append(f"<section id='{_anchor(room)}' data-room='{_e(room)}'><h2>Room {_e(room)}</h2>")
         if len(rooms) > 1:
             parts.append(_cards(_headline(t, len(moments[room]), None, currency)))

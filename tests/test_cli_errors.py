@@ -163,3 +163,14 @@ def test_an_unwritable_out_folder_is_one_error_line(tmp_path):
             subprocess.run(["chattr", "-i", str(locked)])
         locked.chmod(0o755)
     assert_user_error(proc, str(locked))
+
+
+def test_a_damaged_output_folder_is_one_error_line_for_report(sample_session, tmp_path):
+    out = tmp_path / "out"
+    assert liveroom("replay", str(sample_session), "--out", str(out), "--no-report").returncode == 0
+    (out / "campaign.json").unlink()  # as an older version wrote it: the report says so, and draws
+    assert liveroom("report", str(out)).returncode == 0
+    assert "an older version wrote them" in (out / "report.html").read_text()
+    with open(out / "moments.jsonl", "ab") as f:
+        f.write(b'{"room_id": 5}\n')
+    assert_user_error(liveroom("report", str(out)), "cannot read")
