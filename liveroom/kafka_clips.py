@@ -55,7 +55,17 @@ def add_clip_loop(app: faust.App, config: KafkaConfig, loop: ClipLoopConfig, *, 
                             restore=restore)
 
     async def finish(core: ClipLoopCore, partitions: dict[str, int]) -> None:
-        """Persist the rooms the batch touched, then publish its outputs, in order."""
+        """Publish the batch's outputs, then persist the rooms it touched. In that
+        order, a crash between the two repeats outputs (keyed by room, stamped
+        with their period: keep the newest) rather than losing them: the events
+        come again and, the state not having moved, decide the same."""
+        stats, promotions, dead = core.drain()
+        for s in stats:
+            await out[CLIP_STATS].send(key=s.room_id.encode(), value=_encode(s))
+        for p in promotions:
+            await out[PROMOTIONS].send(key=p.room_id.encode(), value=_encode(p))
+        for d in dead:
+            await out[DEAD_LETTERS].send(key=d.room_id.encode() if d.room_id else None, value=_encode(d))
         now = time.monotonic()
         for room_id, room in core.rooms.items():
             key, value = room_id.encode(), _pack(room)
@@ -65,13 +75,6 @@ def add_clip_loop(app: faust.App, config: KafkaConfig, loop: ClipLoopConfig, *, 
                 open_rooms[room_id] = (partitions[room_id], open_rooms.get(room_id, (0, now))[1])
             else:
                 open_rooms.pop(room_id, None)
-        stats, promotions, dead = core.drain()
-        for s in stats:
-            await out[CLIP_STATS].send(key=s.room_id.encode(), value=_encode(s))
-        for p in promotions:
-            await out[PROMOTIONS].send(key=p.room_id.encode(), value=_encode(p))
-        for d in dead:
-            await out[DEAD_LETTERS].send(key=d.room_id.encode() if d.room_id else None, value=_encode(d))
 
     @app.agent(events_topic, name="clip-loop")
     async def clip_loop(stream):
@@ -91,11 +94,13 @@ def add_clip_loop(app: faust.App, config: KafkaConfig, loop: ClipLoopConfig, *, 
 
     @app.timer(interval=max(0.5, config.silence_s / 4))
     async def flush_idle_clip_rooms():
-        now = time.monotonic()
-        idle = [room for room, (_, last) in open_rooms.items() if now - last >= config.silence_s]
-        if not idle:
+        if not open_rooms:
             return
-        async with lock:
+        async with lock:  # decided inside: a batch may have brought a room's events meanwhile
+            now = time.monotonic()
+            idle = [room for room, (_, last) in open_rooms.items() if now - last >= config.silence_s]
+            if not idle:
+                return
             assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == CLIP_EVENTS}
             core = new_core()
             partitions = {}
