@@ -145,7 +145,9 @@ class ClipLoopCore:
             self._close(room, p, p - previous)  # a silent gap skipped still ages the outcomes
             previous = p
         room.closed_through = due
-        for p in [p for p in room.seen if p < due - cfg.dedup_periods]:
+        # A copy of an event of a closed period is late, never counted again: only the
+        # ids of open periods need remembering (they are in the room's state record).
+        for p in [p for p in room.seen if p <= due]:
             for i in room.seen.pop(p):
                 self._ids[room.room_id].discard(i)
 
@@ -210,11 +212,22 @@ class ClipLoopCore:
                 clip.daily.append([day, c["impressions"], c["entries"]])
                 del clip.daily[:-KEEP_DAYS]
             self.stats.append(self._stats(room.room_id, clip, c, end, born))
+        self._keep_newest(room)
         live = [c for c in room.clips.values() if c.published is not None and c.published <= end
                 and end - c.published <= cfg.max_age_days * DAY_S]
         if live:
             self.promotions.append(allocate(room.room_id, period + 1, live, cfg,
                                             conv=conversion(room.entries, room.room_clicks, cfg)))
+
+    def _keep_newest(self, room: RoomClips) -> None:
+        """At most ``max_clips`` clips per room, the oldest published forgotten first:
+        a room's state is one table record and must stay well under the broker's
+        message size (a clip's state is about 600 bytes)."""
+        excess = len(room.clips) - self.config.max_clips
+        if excess > 0:
+            by_age = sorted(room.clips.values(), key=lambda c: (c.published is not None, c.published or 0.0, c.clip_id))
+            for c in by_age[:excess]:
+                del room.clips[c.clip_id]
 
     def _stats(self, room_id: str, clip: ClipState, c: dict, end: float, born: float) -> ClipStats:
         clicks = c["clicks_room"] + c["clicks_product"]

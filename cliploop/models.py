@@ -31,7 +31,7 @@ class ClipLoopConfig:
     entries_per_click: float = 0.4  # the prior of a room's conversion from a click to the room to an entry
     conversion_weight: float = 50.0  # ... worth this many clicks
     max_age_days: float = 14.0  # older clips are no longer promoted
-    dedup_periods: int = 2  # event ids are remembered this many periods after theirs closed
+    max_clips: int = 500  # clips a room remembers (the oldest forgotten first; later events start it afresh)
     max_future_s: float = 7 * 86_400.0  # an event this far ahead of its room is refused (ts_jump)
     max_empty_periods: int = 48  # a silent gap closes at most this many empty periods
     seed: int = 0

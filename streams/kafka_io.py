@@ -224,8 +224,8 @@ def read_campaign(config: KafkaConfig, room_id: str, *, topic: str = CAMPAIGNS,
         return None, f"no campaign for room {room_id!r} on {topic}"
     try:
         campaign = msgspec.json.decode(newest, type=Campaign)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return None, f"the campaign for room {room_id!r} on {topic} is not valid ({exc})"
+    except Exception as exc:  # noqa: BLE001 - hostile bytes raise more than msgspec's errors (deep nesting, bad UTF-8)
+        return None, f"the campaign for room {room_id!r} on {topic} is not valid ({type(exc).__name__}: {exc})"
     if campaign.room_id != room_id:
         return None, f"the campaign under key {room_id!r} on {topic} names room {campaign.room_id!r}"
     return campaign, ""

@@ -168,3 +168,14 @@ def test_a_silent_gap_still_ages_what_a_clip_drew():
     core.flush()
     clip = core.rooms["r"].clips["c1"]
     assert clip.disc_impressions == pytest.approx(1000 * 0.5 ** (60 / 24) + 1, rel=1e-9)
+
+
+def test_a_room_remembers_at_most_max_clips_the_oldest_forgotten_first():
+    core = ClipLoopCore(ClipLoopConfig(max_clips=3))
+    for i in range(5):
+        core.feed(publish(clip=f"c{i}", ts=T0 + 10 + i), f"f:{i}")
+    for i in range(50):  # hostile: events of clips never published
+        core.feed(line(type="clip_like", event_id=f"x{i}", ts=T0 + 100, clip_id=f"ghost{i}", user_id="u"), f"g:{i}")
+    core.flush()
+    assert sorted(core.rooms["r"].clips) == ["c2", "c3", "c4"]
+    assert core.rooms["r"].seen == {}  # ids of closed periods are not kept: their copies are late
