@@ -2,9 +2,10 @@
 as a process with the file's environment, against the real broker. ``kafka:9092``
 is mapped to the test broker, each volume to a temporary folder (a read-only one
 made read-only), the worker's web port to a free port, and the healthcheck is
-the file's own command. The replay service's pacing is the one override
-(``LIVEROOM_REPLAY_SPEED=0``, as ``docker compose run -e`` would): real time
-would take the sample's eight minutes.
+the file's own command. Two settings are overridden, as ``docker compose run -e``
+would, only to keep the test short: the replay's pacing (``LIVEROOM_REPLAY_SPEED=0``;
+real time would take the sample's eight minutes) and the worker's idle flush
+(``LIVEROOM_KAFKA_SILENCE_S=2``; the file's 30 s would only be waited out).
 
 What the image's user rights mean here: the services run as a non-root user in
 the image, and ``test_compose.py`` checks that every folder they write is one the
@@ -98,7 +99,7 @@ def test_compose_services_run_together_as_processes(broker, sample_session, tmp_
     topic_init = Service("topic-init", broker.bootstrap, tmp_path)
     done = topic_init.run()
     assert done.returncode == 0, done.stderr[-2000:]
-    worker = Service("worker", broker.bootstrap, tmp_path).start()
+    worker = Service("worker", broker.bootstrap, tmp_path, {"LIVEROOM_KAFKA_SILENCE_S": "2"}).start()
     highlight = Service("highlight-worker", broker.bootstrap, tmp_path)
     shutil.copytree(sample_session, highlight.readonly / "room-001")  # ./recordings/room-001 on the host
     for p in [highlight.readonly, *highlight.readonly.rglob("*")]:
