@@ -18,6 +18,7 @@ import msgspec
 # Upper bounds (seconds) of the batch latency histogram's buckets.
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_MOMENTS = 20  # a room's newest moments kept for its page
+MAX_ROOMS_LISTED = 200  # /rooms lists the busiest rooms only: the dashboard reads it every 2 s
 
 
 @dataclass
@@ -131,8 +132,9 @@ class WorkerStats:
                                     "moments": self.moments.get(room_id, []),
                                     "decision": self.decisions.get(room_id)})
 
-    def rooms(self) -> list[dict]:
-        """``/rooms``: every owned room, busiest first (then by id)."""
+    def rooms(self, limit: int = MAX_ROOMS_LISTED) -> list[dict]:
+        """``/rooms``: the ``limit`` busiest owned rooms (most online first, then by
+        id); ``/rooms/<id>`` reaches any of them."""
         ids = sorted(set(self.latest) | set(self.decisions),
                      key=lambda r: (-(getattr(self.latest.get(r), "online", 0)), r))
-        return [self.room(r) for r in ids]
+        return [self.room(r) for r in ids[:limit]]

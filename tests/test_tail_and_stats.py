@@ -109,3 +109,17 @@ def test_only_aiokafkas_retried_startup_errors_are_demoted():
     for kept in (record("Group Coordinator Request failed: %s", GroupAuthorizationFailedError()),
                  record("Topic %s not found in cluster metadata", "liveroom.events")):
         assert f.filter(kept) and kept.levelno == logging.ERROR  # not retried, or not ours: still an error
+
+
+def test_rooms_lists_only_the_busiest_but_every_room_is_reachable():
+    from streams.models import RoomMetrics
+    from streams.worker_stats import WorkerStats
+
+    stats = WorkerStats()
+    base = dict(ts=1.0, peak_online=0, organic_entries_per_min=0.0, paid_entries_per_min=0.0, interactions_per_min={},
+                interactions_per_viewer_min=0.0, organic_entries_total=0, paid_entries_total=0, interactions_total={},
+                orders_total=0, gmv_total=0.0, gift_value_total=0.0, spend_total=0.0, live=True)
+    stats.record_outputs([RoomMetrics(room_id=f"r{i}", online=i, **base) for i in range(500)], [])
+    listed = stats.rooms(limit=200)
+    assert len(listed) == 200 and listed[0]["room_id"] == "r499" and listed[-1]["room_id"] == "r300"
+    assert stats.room("r0")["metrics"]["online"] == 0
