@@ -101,6 +101,26 @@ class McbSettings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]  # ISO 4217, e.g. CNY, USD
+Epoch = Annotated[float, msgspec.Meta(ge=0, le=1e11)]
+MomentKind = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class ScheduledMoment(msgspec.Struct, kw_only=True, frozen=True):
+    """One entry of a room's run of show: a product reveal or flash sale the
+    merchant has planned for ``at`` (epoch s), for about ``duration_s``.
+
+    Why bidding wants it: a viewer bought now is worth the interactions of their
+    next minute, and a moment that has not started yet cannot be seen in the
+    room's rates. The schedule is a prior, not a promise: bidding learns from the
+    room how much a scheduled window actually lifts it (a run of show that slips
+    or lists a moment that never comes is trusted less)."""
+
+    at: Epoch
+    duration_s: Seconds = 60.0
+    kind: MomentKind | None = None
+
+
+RunOfShow = Annotated[list[ScheduledMoment], msgspec.Meta(max_length=500)]
 
 
 class Campaign(msgspec.Struct, kw_only=True, frozen=True):
@@ -109,13 +129,16 @@ class Campaign(msgspec.Struct, kw_only=True, frozen=True):
     ``total_budget`` has no default on purpose: money is never invented. A room
     without a campaign gets none of it (``no_campaign``: a zero budget), and a
     campaign that does not say its budget is refused. ``currency`` labels
-    budgets, spend and GMV in reports (None: not given, shown as such)."""
+    budgets, spend and GMV in reports (None: not given, shown as such).
+    ``run_of_show`` lists the room's planned moments (republish the campaign
+    when the plan changes)."""
 
     room_id: str
     total_budget: Budget
     currency: Currency | None = None
     ramp: RampSettings = msgspec.field(default_factory=RampSettings)
     mcb: McbSettings = msgspec.field(default_factory=McbSettings)
+    run_of_show: RunOfShow = msgspec.field(default_factory=list)  # planned moments; empty: none known
 
 
 def no_campaign(room_id: str) -> Campaign:

@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from .models import Campaign, McbSettings, RampSettings
+from .models import Campaign, McbSettings, RampSettings, ScheduledMoment
 from .session import SESSION_FILE, SessionFiles, SessionInfo
 
 DEFAULT_START = 1_780_000_000.0  # a fixed epoch keeps outputs reproducible
@@ -227,13 +227,16 @@ def simulate_room(rng: np.random.Generator, plan: RoomPlan, *, duplicate_rate: f
     return out
 
 
-def default_campaign(room_id: str, minutes: float) -> Campaign:
-    """A campaign sized to the synthetic room, so its budget binds."""
+def default_campaign(room_id: str, minutes: float, plan: RoomPlan | None = None) -> Campaign:
+    """A campaign sized to the synthetic room, so its budget binds; with ``plan``,
+    its run of show lists the planned moments (when they go on screen)."""
     total = round(30.0 * minutes, 2)
+    show = [ScheduledMoment(at=m.start, duration_s=round(m.end - m.start, 3), kind=m.kind)
+            for m in (plan.moments if plan else ())]
     return Campaign(room_id=room_id, total_budget=total, currency="CNY",
                     ramp=RampSettings(window_s=min(300.0, minutes * 20.0), budget=round(0.1 * total, 2),
                                       target_paid_entries=int(6 * minutes), max_cost_per_entry=1.0),
-                    mcb=McbSettings(max_cost_per_interaction=0.5, duration_s=minutes * 60.0))
+                    mcb=McbSettings(max_cost_per_interaction=0.5, duration_s=minutes * 60.0), run_of_show=show)
 
 
 def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, rooms: int = 1,
@@ -267,7 +270,7 @@ def synth_session(out: str | Path, *, minutes: float = 10.0, seed: int = 0, room
         start=first.start,
         end=max(p.end for p in plans),
         files=SessionFiles(events=events_name, labels="labels.json"),
-        campaign=default_campaign(first.room_id, minutes),
+        campaign=default_campaign(first.room_id, minutes, first),
     )
     (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
     labels = {

@@ -166,6 +166,9 @@ def test_malformed_and_oversized_messages_become_dead_letters(broker, tmp_path):
         ("liveroom.campaigns", b"r1", b'{"room_id":"r1","total_budget":"\xff"}', "invalid_campaign"),
         ("liveroom.campaigns", b"r1", b'{"room_id":' + b"[" * 20_000 + b"]" * 20_000 + b"}", "invalid_campaign"),
         ("liveroom.campaigns", b"r9", enc({"room_id": "r1", "total_budget": 10.0}), "key_mismatch"),
+        ("liveroom.campaigns", b"r1", enc({"room_id": "r1", "total_budget": 10.0,
+                                           "run_of_show": [{"at": 1780000000.0, "duration_s": -60.0}]}),
+         "invalid_campaign"),
         ("liveroom.room-metrics", b"r1", BAD_METRICS, "invalid_metrics"),
     ]
     good = [enc({"event_id": f"g{i}", "room_id": "r1", "ts": t0 + i, "type": "comment", "user_id": "u"})
