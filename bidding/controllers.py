@@ -17,17 +17,18 @@ from streams.models import Campaign
 
 from .budget import BudgetGuard
 from .models import FAST_RAMP, INTERACTION_MCB, PAUSED, BidDecision, Observation
+from .run_of_show import STAY_S, forecast_factor, plan_share, windows
 
-DEFAULT_DWELL_S = 60.0
+DEFAULT_DWELL_S = STAY_S
 PACING_GAIN = 0.2  # log-step of r_budget per plan share of spend over or under plan
 PACING_SETTLE = 40.0  # ticks after which the pacing gain has fallen by 1/sqrt(2)
 PACE_CLIP = 5.0  # a tick's spend counts at most this many times the usual spend over plan
 CAP_MARGIN = 0.9  # r_cap aims the campaign's cost per interaction at this share of C
-CAP_EVIDENCE = 5  # r_cap moves from C once this many ticks have bought something
+CAP_EVIDENCE = 3  # r_cap moves from C once this many ticks have bought something
 CAP_FLOOR = 0.6  # however far over the aim the total is, the rest of the room aims at least this share of it
 CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick (it falls at once) ...
 CAP_MAX_RISE = 1.5  # ... and to at most this many times the thresholds it has bought at
-MAX_OVER_CAP = 4.0  # no bid above this many times C per unit of predicted value
+MAX_OVER_CAP = 30.0  # no bid above this many times C per unit of predicted value
 MIN_R = 1e-4
 BURST = 12.0
 MAX_STEP = 1.0  # largest log-step of a threshold per tick
@@ -210,7 +211,9 @@ class Bidder:
         end = (st.start_ts or obs.ts) + self.campaign.mcb.duration_s
         ticks_left = max(int(math.ceil((end - obs.ts) / st.tick_s)), 1)
         left = max(self.campaign.total_budget - spend, 0.0)  # spend: committed, caps in flight included
-        return left / ticks_left, ticks_left
+        # Flat over the ticks left, unless the run of show says where the value is.
+        share = plan_share(windows(self.campaign.run_of_show), obs.ts, ticks_left, st.tick_s, obs.moment_gain, STAY_S)
+        return left * share, ticks_left
 
     def _mcb(self, obs: Observation, spend: float, bought_value_total: float | None) -> Proposal:
         """Bid ``multiplier x predicted value`` with ``multiplier = min(r_budget, r_cap)``.
@@ -264,7 +267,7 @@ class Bidder:
             future_aim = max(future_aim, CAP_FLOOR * aim) if math.isfinite(future_aim) else aim
             target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
             if target > st.r_cap:
-                st.r_cap = min(target, CAP_MAX_RISE * r_used, CAP_RISE_PER_TICK * st.r_cap)
+                st.r_cap = min(target, CAP_MAX_RISE * max(r_used, st.last_multiplier), CAP_RISE_PER_TICK * st.r_cap)
             else:
                 st.r_cap = target
         unit = unit_value(obs)
@@ -277,6 +280,9 @@ class Bidder:
         wanted = plan * BURST if ticks_left > 1 else plan
         reason = (f"mcb: plan {plan:.3f}/tick, value {unit:.3f} per viewer, "
                   f"bid x{multiplier:.3f} (budget x{st.r_budget:.3f}, cap x{st.r_cap:.3f})")
+        ahead = forecast_factor(windows(self.campaign.run_of_show), obs.ts, obs.moment_gain, STAY_S)
+        if ahead > 1.0:
+            reason += f"; a planned moment ahead: value x{ahead:.2f}"
         if unit <= 0:
             return _pause("no interactions to buy yet", st.lam, st.mu)
         return Proposal(INTERACTION_MCB, None, round(multiplier, 6), wanted, reason, round(st.lam, 6), round(st.mu, 6))

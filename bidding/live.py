@@ -17,6 +17,7 @@ from streams.models import Campaign, RoomMetrics
 
 from .controllers import Bidder, BidderState
 from .models import BidDecision, ValueRate, observe
+from .run_of_show import windows
 
 
 class RoomBidding(msgspec.Struct, kw_only=True):
@@ -79,7 +80,8 @@ class LiveBidding:
             if state.started_at is None and m.live:
                 state.started_at = m.ts - self.tick_s
             bidder = Bidder(self.strategy, campaign, state=state.bidder, tick_s=self.tick_s)
-            obs = observe(m, state.value_rate, campaign.mcb.weights, state.started_at, self.tick_s)
+            obs = observe(m, state.value_rate, campaign.mcb.weights, state.started_at, self.tick_s,
+                          windows(campaign.run_of_show))
             out.append(bidder.step(obs))
         return out
 

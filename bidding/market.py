@@ -28,6 +28,7 @@ from streams.models import Campaign, RoomMetrics
 
 from .controllers import Bidder
 from .models import FAST_RAMP, BidDecision, Observation, ValueRate, decision_seq, weighted_total
+from .run_of_show import windows
 
 
 DWELL_S = 60.0
@@ -118,13 +119,15 @@ def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False) ->
     t0 = ep.metrics[0].ts
     started = None
     lag = max(1, int(round(DWELL_S / bidder.state.tick_s)))  # a paid viewer's stay is known once it is over
+    wins = windows(bidder.campaign.run_of_show)
     for i, m in enumerate(ep.metrics):
         if started is None and m.live:
             started = m.ts - bidder.state.tick_s
         # The simulated ad server reports at once: every spend of earlier decisions is known.
         seq = decision_seq(m.ts, bidder.state.tick_s)
         obs = Observation(room_id=m.room_id, ts=m.ts, seq=seq, live=m.live, started_at=started,
-                          value_rate=rate.update(m, weights), online=m.online, covered_seq=seq - 1,
+                          value_rate=rate.update(m, weights, wins), online=m.online,
+                          moment_gain=rate.moments.gain if wins else 0.0, covered_seq=seq - 1,
                           covered_total=res.spend, paid_entries_total=res.wins, opened=i == 0,
                           paid_dwell_s=float(ep.dwell_s[i - lag]) if i >= lag else None)
         d = bidder.step(obs, bought_value_total=res.value)

@@ -12,12 +12,15 @@ cap until the next decision.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from streams.events import INTERACTION_KINDS
 from streams.models import Campaign, RoomMetrics
+
+from .run_of_show import STAY_S, MomentGain, Window, forecast_factor, overlap_s
 
 FAST_RAMP = "fast_ramp"
 INTERACTION_MCB = "interaction_mcb"
@@ -70,6 +73,7 @@ class Observation:
     paid_value_total: float | None = None
     opened: bool = False
     paid_dwell_s: float | None = None
+    moment_gain: float = 0.0  # how much the run of show's windows lift this room (learnt; 0: no run of show)
 
 
 def weighted_total(interactions: dict[str, float], weights: dict[str, float]) -> float:
@@ -90,8 +94,15 @@ class ValueRate(msgspec.Struct, kw_only=True):
     share ``beta`` of that excess that has lasted in this room: least squares of
     the excess a stay later (the mean of the stay's per-tick excesses) on the
     excess at its start, from a prior of 0.5. So a room whose surges are short or
-    whose rate is mostly noise is predicted near its baseline. A struct, so it is
-    stored with the bidder's state."""
+    whose rate is mostly noise is predicted near its baseline.
+
+    A surge seen is half over; a moment that starts in forty seconds cannot be
+    seen at all, and it is what a viewer bought now will be there for. So when
+    the campaign has a run of show (:mod:`bidding.run_of_show`), the prediction
+    is the baseline times the forecast of the minute ahead instead, with the
+    lift its windows have been seen to bring here (``moments``), and the planned
+    windows stay out of the baseline. A struct, so it is stored with the
+    bidder's state."""
 
     fast: float = 0.5
     slow: float = 0.05
@@ -108,29 +119,47 @@ class ValueRate(msgspec.Struct, kw_only=True):
     sxx: float = 4.0
     rate: float = 0.0
     ticks: int = 0
+    moments: MomentGain = msgspec.field(default_factory=MomentGain)
 
-    def update(self, m: RoomMetrics, weights: dict[str, float]) -> float:
+    def update(self, m: RoomMetrics, weights: dict[str, float], wins: Sequence[Window] = ()) -> float:
+        """Take the snapshot ``m``; return the rate predicted for a viewer bought
+        now. ``wins``: the run of show's windows (:func:`bidding.run_of_show.windows`).
+        With them, the prediction is the baseline times the forecast factor of the
+        minute ahead; the live surge is left out (measured: following it as well
+        bought the ends of moments dear)."""
         total = weighted_total(m.interactions_total, weights)
         if self.last_total is not None and self.last_ts is not None and m.ts > self.last_ts:
             got = max(total - self.last_total, 0.0)
             exposure = max(m.online, 0) * (m.ts - self.last_ts) / 60.0
+            share = overlap_s(wins, self.last_ts, m.ts) / (m.ts - self.last_ts) if wins else 0.0
+            if wins and exposure > 0 and self.slow_exposure > 0 and self.slow_inter > 0:
+                # How far this tick stands above the room's baseline, against how
+                # much of it the run of show planned as a moment.
+                self.moments.learn(share, (got / exposure) / (self.slow_inter / self.slow_exposure) - 1.0)
             a = self.fast if self.fast_exposure > 0 else 1.0
             self.fast_inter = a * got + (1 - a) * self.fast_inter
             self.fast_exposure = a * exposure + (1 - a) * self.fast_exposure
-            a = self.slow if self.slow_exposure > 0 else 1.0
+            # The baseline is the room without its moments: planned ones stay out
+            # of it, and once it has formed, a surge moves it no more than 1.5x its rate.
+            a = (self.slow if self.slow_exposure > 0 else 1.0) * (1.0 - share)
             self.ticks += 1
-            if self.ticks * self.slow > 1.0 and self.slow_exposure > 0:  # once it has a baseline, a surge moves it no more than 1.5x its rate
-                got = min(got, BASELINE_CLIP * exposure * self.slow_inter / self.slow_exposure)
-            self.slow_inter = a * got + (1 - a) * self.slow_inter
-            self.slow_exposure = a * exposure + (1 - a) * self.slow_exposure
+            base_got = got
+            if self.ticks * self.slow > 1.0 and self.slow_exposure > 0:
+                base_got = min(got, BASELINE_CLIP * exposure * self.slow_inter / self.slow_exposure)
+            if a > 0:
+                self.slow_inter = a * base_got + (1 - a) * self.slow_inter
+                self.slow_exposure = a * exposure + (1 - a) * self.slow_exposure
             if self.fast_exposure > 0 and self.slow_exposure > 0:
                 base = self.slow_inter / self.slow_exposure
                 excess = self.fast_inter / self.fast_exposure - base
-                now = (got / exposure - base) if exposure > 0 else 0.0
+                now = (base_got / exposure - base) if exposure > 0 else 0.0
                 if math.isfinite(excess) and math.isfinite(now):
                     self._learn(excess, now)
-                beta = min(max(self.sxy / self.sxx, 0.0), 1.0) if self.sxx > 0 else 0.5
-                rate = base + (excess if math.isfinite(excess) else 0.0) * beta
+                if wins:  # the minute ahead, as the run of show has it
+                    rate = base * forecast_factor(wins, m.ts, self.moments.gain, STAY_S)
+                else:  # the share of the surge now that lasts a stay in this room
+                    beta = min(max(self.sxy / self.sxx, 0.0), 1.0) if self.sxx > 0 else 0.5
+                    rate = base + (excess if math.isfinite(excess) else 0.0) * beta
                 if math.isfinite(rate):
                     self.rate = max(rate, 0.0)
         if self.last_ts is None or m.ts > self.last_ts:
@@ -155,10 +184,11 @@ def decision_seq(ts: float, tick_s: float) -> int:
 
 
 def observe(m: RoomMetrics, value_rate: ValueRate, weights: dict[str, float], started_at: float | None,
-            tick_s: float) -> Observation:
+            tick_s: float, wins: Sequence[Window] = ()) -> Observation:
     """Observation of a live room from its snapshot (the runtimes' path)."""
     return Observation(room_id=m.room_id, ts=m.ts, seq=decision_seq(m.ts, tick_s), live=m.live,
-                       started_at=started_at, value_rate=value_rate.update(m, weights), online=m.online,
+                       started_at=started_at, value_rate=value_rate.update(m, weights, wins), online=m.online,
+                       moment_gain=value_rate.moments.gain if wins else 0.0,
                        covered_seq=m.spend_covered_seq, covered_total=m.spend_covered_total,
                        paid_entries_total=m.paid_entries_total,
                        paid_value_total=weighted_total(m.paid_interactions_total, weights), opened=m.opened)

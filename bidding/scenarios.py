@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from streams.models import Campaign, RoomMetrics
+from streams.models import Campaign, RoomMetrics, ScheduledMoment
 from streams.session import open_session
 
 from .market import Episode, MarketConfig, build_episode, hindsight
@@ -38,6 +38,7 @@ class Family:
     planned_length: float = 1.0  # the campaign's planned duration over the room's real length
     interaction_decay: float | None = None  # interactions per viewer fall linearly to this share by the end
     market: MarketConfig = field(default_factory=MarketConfig)
+    run_of_show: str = "exact"  # the campaign's planned moments: exact | slipped | phantom | none
 
 
 FAMILIES = (
@@ -55,7 +56,14 @@ FAMILIES = (
     Family("ends at half its planned length", "default", planned_length=2.0),
     Family("runs 1.5x its planned length", "default", planned_length=1 / 1.5),
     Family("two late peaks", "late_peaks"),
+    Family("run of show slips (moments +-30 s off plan)", "default", run_of_show="slipped"),
+    Family("run of show lists a moment that never comes", "default", run_of_show="phantom"),
+    Family("no run of show", "default", run_of_show="none"),
+    Family("cap binds, run of show slips", "default", cap_spend_share=0.6, run_of_show="slipped"),
+    Family("cap binds, a moment never comes", "default", cap_spend_share=0.6, run_of_show="phantom"),
+    Family("cap binds, no run of show", "default", cap_spend_share=0.6, run_of_show="none"),
 )
+SLIP_S = 30.0  # the slipped family's moments start this many seconds (sd) off their planned time
 
 
 @dataclass(frozen=True)
@@ -94,14 +102,54 @@ def cases(family: Family, seeds: range, *, minutes: float = 10.0) -> list[Case]:
             metrics = decay_interactions(metrics, family.interaction_decay)
         campaign = scale_budget(campaign, family.budget_factor)
         if family.planned_length != 1.0:
-            real = metrics[-1].ts - metrics[0].ts
-            mcb = msgspec.structs.replace(campaign.mcb, duration_s=round(real * family.planned_length, 3))
-            campaign = msgspec.structs.replace(campaign, mcb=mcb)
+            campaign = with_planned_length(campaign, metrics, family.planned_length)
+        campaign = with_run_of_show(campaign, family.run_of_show, seed, metrics)
         episode = build_episode(metrics, campaign, family.market, seed)
         if family.cap_spend_share is not None:
             campaign = with_cap(campaign, cap_for_share(episode, campaign.total_budget, family.cap_spend_share))
         out.append(Case(family.name, seed, campaign, episode))
     return out
+
+
+def with_run_of_show(campaign: Campaign, how: str, seed: int, metrics: list[RoomMetrics]) -> Campaign:
+    """The campaign's run of show as the family has it: as planned (``exact``),
+    each moment listed ``SLIP_S`` (sd) off when it really came (``slipped``),
+    one more moment listed where nothing happens (``phantom``: in the longest
+    stretch without one), or none at all (``none``)."""
+    show = list(campaign.run_of_show)
+    if how == "exact":
+        return campaign
+    if how == "none":
+        show = []
+    elif how == "slipped":
+        rng = np.random.default_rng([seed, 7])
+        show = [msgspec.structs.replace(m, at=round(m.at + float(rng.normal(0.0, SLIP_S)), 3)) for m in show]
+    elif how == "phantom":
+        t0, t1 = metrics[0].ts, metrics[-1].ts
+        edges = [t0] + sorted(x for m in show for x in (m.at, m.at + m.duration_s)) + [t1]
+        gaps = [(b - a, a, b) for a, b in zip(edges[::2], edges[1::2])]
+        _, a, b = max(gaps)
+        show.append(ScheduledMoment(at=round((a + b) / 2 - 22.5, 3), duration_s=45.0, kind="flash_sale"))
+    else:
+        raise ValueError(f"unknown run of show {how!r}")
+    return msgspec.structs.replace(campaign, run_of_show=show)
+
+
+def with_planned_length(campaign: Campaign, metrics: list[RoomMetrics], factor: float) -> Campaign:
+    """The campaign planned for ``factor`` times the room's real length, with a run
+    of show that fits the plan, not the room: moments planned past the real end
+    are listed (the room's own pattern repeated), and moments the room had past
+    the planned end are not (nobody planned them)."""
+    start, real = metrics[0].ts, metrics[-1].ts - metrics[0].ts
+    planned = real * factor
+    show = [m for m in campaign.run_of_show if m.at < start + planned]
+    k = 1
+    while factor > 1 and campaign.run_of_show and start + k * real < start + planned:
+        show += [msgspec.structs.replace(m, at=round(m.at + k * real, 3)) for m in campaign.run_of_show
+                 if m.at + k * real < start + planned]
+        k += 1
+    mcb = msgspec.structs.replace(campaign.mcb, duration_s=round(planned, 3))
+    return msgspec.structs.replace(campaign, mcb=mcb, run_of_show=show)
 
 
 def scale_budget(campaign: Campaign, factor: float) -> Campaign:
@@ -147,5 +195,5 @@ def family_named(name: str) -> Family:
     raise ValueError(f"unknown family {name!r}")
 
 
-__all__ = ["Family", "FAMILIES", "Case", "cases", "room", "scale_budget", "with_cap", "cap_for_share",
+__all__ = ["Family", "FAMILIES", "Case", "cases", "room", "scale_budget", "with_run_of_show", "with_planned_length", "with_cap", "cap_for_share",
            "decay_interactions", "family_named"]

@@ -31,7 +31,7 @@ from bidding.models import BidDecision
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from streams.events import INTERACTION_KINDS
-from streams.models import Campaign, McbSettings, RampSettings
+from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
 
 T0 = 1_780_000_000.0
 enc = msgspec.json.encode
@@ -56,6 +56,7 @@ class Scenario:
     price: float = 0.3  # the ad server's cost per paid entry
     market: bool = False  # a bid-responsive ad server (MarketAdServer) instead of one that spends every cap
     strategy: str = "ramp+mcb"
+    planned_moments: int = 0  # the campaign's run of show: this many moments, anywhere in (or past) the room
 
 
 @dataclass
@@ -167,13 +168,17 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
     rnd = random.Random(sc.seed)
     room = "room"
     budget = [sc.budget]
+    # A run of show the room need not keep: moments may overlap, start before the
+    # room or after its end; the plan weighs ticks by them, the guard must not care.
+    show = [ScheduledMoment(at=T0 + rnd.uniform(-60.0, sc.duration_s + 60.0), duration_s=rnd.uniform(1.0, 120.0))
+            for _ in range(sc.planned_moments)]
 
     def campaign_for(room_id: str) -> Campaign:
         return Campaign(room_id=room_id, total_budget=budget[0],
                         ramp=RampSettings(window_s=60.0, budget=budget[0] * 0.3, target_paid_entries=30,
                                           max_cost_per_entry=1.0),
                         mcb=McbSettings(max_cost_per_interaction=sc.cap_cost_per_interaction,
-                                        duration_s=sc.duration_s))
+                                        duration_s=sc.duration_s), run_of_show=show)
 
     core = StreamCore(config)
     bidding = LiveBidding(campaign_for, strategy=sc.strategy, tick_s=config.tick_s)

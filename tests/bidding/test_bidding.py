@@ -16,7 +16,7 @@ from bidding.controllers import Bidder, BidderState
 from bidding.evaluate import session_metrics, simulate, summarize
 from bidding.market import Episode, MarketConfig, build_episode, hindsight, impression_bids, run_episode
 from bidding.models import FAST_RAMP, Observation
-from streams.models import Campaign, McbSettings, RampSettings
+from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
 from streams.session import open_session
 
 
@@ -132,17 +132,19 @@ def test_a_budget_cut_applies_at_once():
 @given(total=st.floats(0, 1e12), ramp_budget=st.floats(0, 1e12), cpe=st.floats(1e-9, 1e9), cpi=st.floats(1e-9, 1e9),
        window=st.floats(1e-3, 1e7), duration=st.floats(1e-3, 1e7), target=st.integers(0, 10**9),
        weight=st.floats(0, 1e6), value_rate=st.floats(0, 1e9), strategy=st.sampled_from(Bidder.STRATEGIES),
-       rnd=st.randoms(use_true_random=False))
+       show=st.lists(st.tuples(st.floats(0, 1e11), st.floats(1e-3, 1e7)), max_size=6),
+       gain=st.floats(0, 1e6), rnd=st.randoms(use_true_random=False))
 def test_every_controller_update_is_bounded_for_any_campaign(total, ramp_budget, cpe, cpi, window, duration, target,
-                                                            weight, value_rate, strategy, rnd):
+                                                            weight, value_rate, strategy, show, gain, rnd):
     """The overflow repro: a 24-hour plan plus one ramp tick raised OverflowError in
     the lambda update. No campaign within the contract gives an error, NaN,
-    infinity or a negative bid."""
+    infinity or a negative bid (a run of show of any moments and trust included)."""
     campaign = Campaign(room_id="r", total_budget=total,
                         ramp=RampSettings(window_s=window, budget=ramp_budget, target_paid_entries=target,
                                           max_cost_per_entry=cpe),
                         mcb=McbSettings(max_cost_per_interaction=cpi, duration_s=duration,
-                                        weights={k: weight for k in ("comment", "like", "order")}))
+                                        weights={k: weight for k in ("comment", "like", "order")}),
+                        run_of_show=[ScheduledMoment(at=a, duration_s=d) for a, d in show])
     bidder = Bidder(strategy, campaign)
     spent = 0.0
     for k in range(1, 40):
@@ -150,7 +152,7 @@ def test_every_controller_update_is_bounded_for_any_campaign(total, ramp_budget,
                           value_rate=value_rate * rnd.choice([0.0, 1e-9, 1.0, 1e3]), online=rnd.randint(0, 10**6),
                           covered_seq=k - 1, covered_total=spent, paid_entries_total=rnd.randint(0, 10**6),
                           paid_value_total=rnd.choice([None, 0.0, spent * 1e6, 1e300]), opened=k == 1,
-                          paid_dwell_s=rnd.choice([None, 0.0, 1e-9, 1e6]))
+                          paid_dwell_s=rnd.choice([None, 0.0, 1e-9, 1e6]), moment_gain=gain)
         d = bidder.step(obs)
         for x in (d.spend_cap, d.multiplier, d.unit_value, d.budget_left, d.bid_cap or 0.0, d.lam or 0.0, d.mu or 0.0):
             assert math.isfinite(x) and x >= 0

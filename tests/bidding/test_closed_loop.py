@@ -101,13 +101,15 @@ def test_the_cost_cap_moves_mu_on_realised_paid_interactions():
     state_loss=st.sampled_from([0.0, 0.5, 1.0]),
     changes=st.integers(0, 3),
     grace=st.sampled_from([0.0, 10.0, 30.0]),
+    moments=st.sampled_from([0, 1, 4]),
 )
 def test_spend_never_exceeds_the_budget_in_the_closed_loop(seed, duration, budget, late, dup, lost, decision_delay,
                                                            dup_decisions, reorder, restarts, state_loss, changes,
-                                                           grace):
+                                                           grace, moments):
     sc = Scenario(seed=seed, duration_s=duration, budget=budget, late_reports=late, duplicate_reports=dup,
                   lost_reports=lost, decision_delay_s=decision_delay, duplicate_decisions=dup_decisions,
-                  reordered_snapshots=reorder, restarts=restarts, state_loss=state_loss, budget_changes=changes)
+                  reordered_snapshots=reorder, restarts=restarts, state_loss=state_loss, budget_changes=changes,
+                  planned_moments=moments)
     out = run(sc, config=CoreConfig(grace_s=grace))
     assert not out.violations, out.violations[:3]
     if not changes:
