@@ -131,14 +131,20 @@ class ValueRate(msgspec.Struct, kw_only=True):
         if self.last_total is not None and self.last_ts is not None and m.ts > self.last_ts:
             got = max(total - self.last_total, 0.0)
             exposure = max(m.online, 0) * (m.ts - self.last_ts) / 60.0
-            share = overlap_s(wins, self.last_ts, m.ts) / (m.ts - self.last_ts) if wins else 0.0
-            if wins and exposure > 0 and self.slow_exposure > 0 and self.slow_inter > 0:
-                # How far this tick stands above the room's baseline, against how
-                # much of it the run of show planned as a moment.
-                self.moments.learn(share, (got / exposure) / (self.slow_inter / self.slow_exposure) - 1.0)
             a = self.fast if self.fast_exposure > 0 else 1.0
             self.fast_inter = a * got + (1 - a) * self.fast_inter
             self.fast_exposure = a * exposure + (1 - a) * self.fast_exposure
+            share = 0.0
+            if wins and exposure > 0 and self.slow_exposure > 0 and self.slow_inter > 0:
+                base = self.slow_inter / self.slow_exposure
+                if self.fast_exposure > 0:
+                    self.moments.track(wins, (self.last_ts, m.ts), self.fast_inter / self.fast_exposure / base - 1.0,
+                                       m.ts - self.last_ts)
+                # How far this tick stands above the room's baseline, against how
+                # much of it the run of show (as the room has kept it) has as a moment.
+                shown = self.moments.as_shown(wins, m.ts)  # a moment still due is not in this tick
+                share = overlap_s(shown, self.last_ts, m.ts) / (m.ts - self.last_ts)
+                self.moments.learn(share, (got / exposure) / base - 1.0)
             # The baseline is the room without its moments: planned ones stay out
             # of it, and once it has formed, a surge moves it no more than 1.5x its rate.
             a = (self.slow if self.slow_exposure > 0 else 1.0) * (1.0 - share)
@@ -156,7 +162,7 @@ class ValueRate(msgspec.Struct, kw_only=True):
                 if math.isfinite(excess) and math.isfinite(now):
                     self._learn(excess, now)
                 if wins:  # the minute ahead, as the run of show has it
-                    rate = base * forecast_factor(wins, m.ts, self.moments.gain, STAY_S)
+                    rate = base * forecast_factor(self.moments.as_shown(wins, m.ts), m.ts, self.moments.gain, STAY_S)
                 else:  # the share of the surge now that lasts a stay in this room
                     beta = min(max(self.sxy / self.sxx, 0.0), 1.0) if self.sxx > 0 else 0.5
                     rate = base + (excess if math.isfinite(excess) else 0.0) * beta

@@ -32,6 +32,11 @@ GAIN_PRIOR = 2.0  # a planned moment doubles to triples the room's rate (the sam
 GAIN_PRIOR_TICKS = 6.0  # the prior weighs as much as six ticks fully inside a window
 MAX_GAIN = 20.0
 STAY_S = 60.0  # a paid viewer's typical stay: the minute a viewer bought now is worth
+EARLY_S = 30.0  # a moment may show this long before its planned time ...
+LATE_S = 60.0  # ... or this long after it, and still be the one planned
+ONSET_LIFT = 0.5  # a moment shows when the room's smoothed rate is this far over its baseline ...
+ONSET_SHARE = 0.4  # ... and at least this share of the lift its moments bring
+MAX_TRACKED = 500
 
 Window = tuple[float, float]
 
@@ -95,11 +100,21 @@ def _overlap_integral(s: float, e: float, stay_s: float, a: float, b: float) -> 
 
 
 class MomentGain(msgspec.Struct, kw_only=True):
-    """How much this room's planned windows lift it: least squares through the
-    origin of a tick's lift on its share inside a window, from ``GAIN_PRIOR``."""
+    """What this room's run of show has turned out to mean.
+
+    ``gain``: how much its windows lift the room, least squares through the
+    origin of a tick's lift on its share inside a window, from ``GAIN_PRIOR``.
+
+    Timing: a planned moment that starts up to ``EARLY_S`` before or ``LATE_S``
+    after its time is re-anchored where the room's rate showed it (``onsets``:
+    planned start, observed start). While a moment is due and has not shown, it
+    is taken as about to start; one that has not shown ``LATE_S`` after its time
+    is written off (``missed``), and counts as a window that brought nothing."""
 
     sxy: float = 0.0
     sxx: float = 0.0
+    onsets: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    missed: list[float] = msgspec.field(default_factory=list)
 
     def learn(self, share: float, lift: float) -> None:
         if share > 0 and math.isfinite(lift):
@@ -111,6 +126,42 @@ class MomentGain(msgspec.Struct, kw_only=True):
     def gain(self) -> float:
         g = (GAIN_PRIOR * GAIN_PRIOR_TICKS + self.sxy) / (GAIN_PRIOR_TICKS + self.sxx)
         return min(max(g, 0.0), MAX_GAIN)
+
+    def as_shown(self, wins: Sequence[Window], t: float) -> tuple[Window, ...]:
+        """The planned windows as the room has kept them by ``t``: re-anchored
+        where a moment showed, starting now where one is due and has not, gone
+        where one was written off. A due moment is expected shorter the longer
+        it keeps the room waiting (gone at ``LATE_S``)."""
+        onsets, missed = dict(self.onsets), set(self.missed)
+        out = []
+        for s, e in wins:
+            if s in onsets:
+                out.append((onsets[s], onsets[s] + e - s))
+            elif s in missed:
+                continue
+            elif s <= t < s + LATE_S:  # due: the longer it keeps us waiting, the less of it we expect
+                out.append((t, t + (e - s) * (1.0 - (t - s) / LATE_S)))
+            else:
+                out.append((s, e))
+        return tuple(out)
+
+    def track(self, wins: Sequence[Window], tick: tuple[float, float], lift: float, tick_s: float) -> None:
+        """After the tick ``(start, end)`` whose smoothed lift over the baseline
+        was ``lift``: anchor a due moment that shows, write off one that did not."""
+        a, t = tick
+        done = {s for s, _ in self.onsets} | set(self.missed)
+        showing = math.isfinite(lift) and lift > max(ONSET_LIFT, ONSET_SHARE * self.gain)
+        for s, e in wins:
+            if s in done or t < s - EARLY_S:
+                continue
+            if showing and t <= s + LATE_S:
+                self.onsets.append((s, a))
+                break  # one moment per onset
+            if t >= s + LATE_S:
+                self.missed.append(s)
+                ticks = (e - s) / max(tick_s, 1e-3)
+                self.sxx += min(ticks, 1e6)  # a window that brought nothing: lift 0 for its length
+        del self.onsets[:-MAX_TRACKED], self.missed[:-MAX_TRACKED]
 
 
 __all__ = ["windows", "overlap_s", "forecast_factor", "plan_share", "MomentGain", "GAIN_PRIOR", "STAY_S"]

@@ -130,6 +130,40 @@ def test_a_run_of_show_that_lists_moments_that_never_come_is_trusted_less():
     assert told[int(600 / 5) - 1] == pytest.approx(2.0, rel=0.05)
 
 
+def test_a_moment_that_runs_late_is_waited_for_then_anchored_where_it_shows():
+    """Planned at 400 s, it comes at 440 s. While it is due the forecast stays up
+    (less and less), once it shows the rest of it is forecast from its real start,
+    and its lift teaches the gain as if it had been on time."""
+    planned = [(400.0, 440.0), (900.0, 940.0)]
+    late = _predict([(440.0, 480.0), (900.0, 940.0)], planned)
+    on_time = _predict(planned, planned)
+    due_early, due_late = int(410 / 5) - 1, int(435 / 5) - 1
+    assert late[due_early] > late[due_late] > 2.0 * 1.1  # waiting, expecting less as it keeps us waiting
+    k = int(450 / 5) - 1  # 10 s into the late moment: 30 s of it left in the minute ahead
+    assert late[k] == pytest.approx(on_time[int(410 / 5) - 1], rel=0.25)
+    vr = ValueRate()
+    wins = windows([ScheduledMoment(at=a, duration_s=b - a) for a, b in planned])
+    total = 0.0
+    for i in range(1, 120):
+        ts = 5.0 * i
+        total += (10.0 if 440 <= ts - 5.0 < 480 else 2.0) * 100 * 5 / 60
+        vr.update(_snapshot(ts, 100, total), {"comment": 1.0}, wins)
+    assert vr.moments.onsets == [(400.0, pytest.approx(440.0, abs=10.0))]
+    assert vr.moments.gain > 2.0  # the late moment lifted the room 4x: trust went up, not down
+
+
+def test_a_moment_that_never_shows_is_written_off_and_costs_the_schedule_trust():
+    vr = ValueRate()
+    wins = windows([ScheduledMoment(at=400.0, duration_s=40.0)])
+    total, preds = 0.0, []
+    for i in range(1, 120):
+        total += 2.0 * 100 * 5 / 60
+        preds.append(vr.update(_snapshot(5.0 * i, 100, total), {"comment": 1.0}, wins))
+    assert vr.moments.missed == [400.0] and not vr.moments.onsets
+    assert vr.moments.gain < 1.0
+    assert preds[int(470 / 5) - 1] == pytest.approx(2.0, rel=0.05)  # written off: the baseline again
+
+
 def test_the_run_of_show_pays_where_the_cap_binds_and_a_wrong_one_costs_little():
     """The evaluation's own figures, six seeds: with the run of show ramp+mcb buys
     more under a binding cap than without; one that lists a moment that never
