@@ -30,6 +30,7 @@ from pathlib import Path
 
 import msgspec
 
+from bidding.run_of_show import windows
 from streams.models import Campaign, Moment, RoomMetrics
 from streams.replay import METRICS_FILE, MOMENTS_FILE, ROOMS_FILE, SUMMARY_FILE, read_jsonl
 
@@ -113,8 +114,8 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-def _room_figure(room_id: str, rows: list[RoomMetrics], moments: list[Moment], clips: list[tuple[float, float]]
-                 ) -> str:
+def _room_figure(room_id: str, rows: list[RoomMetrics], moments: list[Moment], clips: list[tuple[float, float]],
+                 planned: tuple[tuple[float, float], ...] = ()) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,12 +139,32 @@ def _room_figure(room_id: str, rows: list[RoomMetrics], moments: list[Moment], c
             ax.axvspan(_dt(m.start), _dt(m.end), color="orange", alpha=0.25, lw=0)
         for a, b in clips:
             ax.axvspan(_dt(a), _dt(b), ymin=0.0, ymax=0.04, color="#2ca02c", alpha=0.9, lw=0)
+        _planned_bands(ax, planned)
         ax.grid(alpha=0.3)
     _time_axis(axes[2], rows[0].ts, rows[-1].ts)
-    axes[0].set_title(f"{room_id} (orange: detected moments; green ticks: clips)")
+    axes[0].set_title(f"{room_id} (orange: detected moments; green ticks: clips"
+                      + ("; purple bars: the run of show's planned moments)" if planned else ")"))
     svg = _figure_svg(fig)
     plt.close(fig)
     return svg
+
+
+def _planned_bands(ax, planned: tuple[tuple[float, float], ...]) -> None:
+    """The run of show's planned moments: a bar along the top of the plot."""
+    for a, b in planned:
+        ax.axvspan(_dt(a), _dt(b), ymin=0.96, ymax=1.0, color="#9467bd", alpha=0.9, lw=0)
+
+
+def _run_of_show(campaign: Campaign, moments: list[Moment]) -> str:
+    """One line per planned moment, with the detected moment that overlaps it (if any)."""
+    rows = []
+    for m in sorted(campaign.run_of_show, key=lambda m: m.at):
+        seen = [d for d in moments if d.start < m.at + m.duration_s + 60 and d.end > m.at - 60]
+        shown = (f"{clock(seen[0].start, date=False)}Z ({seen[0].start - m.at:+.0f} s)" if seen
+                 else "no moment detected")
+        rows.append([clock(m.at), f"{m.duration_s:.0f} s", _e(m.kind or "-"), shown])
+    return "<h3>Run of show</h3>" + _table(["planned (UTC)", "length", "kind", "detected"], rows,
+                                           attrs="class='run-of-show'")
 
 
 def _bid(d) -> float:
@@ -151,7 +172,8 @@ def _bid(d) -> float:
     return min(b, d.bid_cap) if d.bid_cap else b
 
 
-def _bidding_figure(room_id: str, decisions: list, currency: str) -> str:
+def _bidding_figure(room_id: str, decisions: list, currency: str, planned: tuple[tuple[float, float], ...] = ()
+                    ) -> str:
     import matplotlib.pyplot as plt
 
     x = [_dt(d.ts) for d in decisions]
@@ -168,9 +190,11 @@ def _bidding_figure(room_id: str, decisions: list, currency: str) -> str:
     for ax in axes:
         for d, left, right in zip(decisions, x, ends):
             ax.axvspan(left, right, color=colors.get(d.strategy, "#bcbd22"), alpha=0.12, lw=0)
+        _planned_bands(ax, planned)
         ax.grid(alpha=0.3)
     _time_axis(axes[2], decisions[0].ts, decisions[-1].ts)
-    axes[0].set_title(f"{room_id} bidding (shading: blue fast ramp, orange interaction MCB, grey paused)")
+    axes[0].set_title(f"{room_id} bidding (shading: blue fast ramp, orange interaction MCB, grey paused"
+                      + ("; purple bars: planned moments)" if planned else ")"))
     svg = _figure_svg(fig)
     plt.close(fig)
     return svg
@@ -392,15 +416,18 @@ def render_report(out_dir: str | Path) -> Path:
         parts.append(f"<section id='{_anchor(room)}' data-room='{_e(room)}'><h2>Room {_e(room)}</h2>")
         if len(rooms) > 1:
             parts.append(_cards(_headline(t, len(moments[room]), None, currency)))
+        planned = windows(campaign.run_of_show) if has and campaign is not None else ()
         if by_room[room]:
             parts.append(_room_figure(room, by_room[room], moments[room],
-                                      clip_spans if room == summary.get("room_id") else []))
+                                      clip_spans if room == summary.get("room_id") else [], planned))
         if not has:
             parts.append(f"<p class='note' data-no-campaign>Room {_e(room)} has no campaign, so it bid nothing: "
                          "a room without a campaign gets a zero budget.</p>")
         elif decisions[room]:
-            parts.append(_bidding_figure(room, decisions[room], currency))
+            parts.append(_bidding_figure(room, decisions[room], currency, planned))
             parts.append(_decisions_table(decisions[room]))
+        if planned:
+            parts.append(_run_of_show(campaign, moments[room]))
         rows = [[clock(m.start), clock(m.end, date=False) + "Z", f"{m.end - m.start:.0f} s", f"{m.strength:.1f}",
                  f"{m.interactions:,}", _e(", ".join(m.kinds))] for m in moments[room]]
         parts.append("<h3>Moments</h3>" + (_table(["from (UTC)", "to", "length", "z", "interactions", "kinds"], rows,

@@ -66,7 +66,16 @@ def _campaign(v: dict) -> str:
     mcb = v.get("mcb") or {}
     return (f"{v.get('room_id')} campaign: budget {_num(v.get('total_budget'))} {currency}, "
             f"max cost per interaction {_num(mcb.get('max_cost_per_interaction'))}, "
-            f"planned {_num(mcb.get('duration_s'))} s")
+            f"planned {_num(mcb.get('duration_s'))} s" + _show(v.get("run_of_show")))
+
+
+def _show(show: object) -> str:
+    """The run of show in a few words: how many moments, and when the first is."""
+    if not isinstance(show, list) or not show:
+        return ""
+    ats = [m.get("at") for m in show if isinstance(m, dict) and isinstance(m.get("at"), (int, float))]
+    first = f", first at {clock(min(ats))}" if ats else ""
+    return f", run of show: {len(show)} moment(s){first}"
 
 
 def _clips(v: dict) -> str:

@@ -20,6 +20,9 @@ def test_replay_sample_writes_outputs_and_report(sample_session, tmp_path):
         assert (tmp_path / name).is_file(), name
     html = (tmp_path / "report.html").read_text()
     assert html.count("<svg") == 3 and "room-001" in html  # room plots, bidding plots, the clips' pull curves
+    # the campaign's run of show: in both plots' titles, and a table matching each planned moment to a detected one
+    assert html.count("purple bars") == 2 and html.count("<table class='run-of-show'>") == 1
+    assert "no moment detected" not in html.split("class='run-of-show'")[1].split("</table>")[0]
     loop = json.loads((tmp_path / "clip-summary.json").read_text())
     assert loop["all_accounted_for"] and loop["dead_letters"] == 0 and loop["clips"] == 21
     decisions = [json.loads(line) for line in (tmp_path / "bid-decisions.jsonl").read_text().splitlines()]

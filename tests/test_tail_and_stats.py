@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from highlight.pipeline import copy_span
 from liveroom.tail import format_message, topic_name
-from streams.kafka_topics import ALL_TOPICS, BID_DECISIONS, DEAD_LETTERS, EVENTS, ROOM_METRICS
+from streams.kafka_topics import ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, EVENTS, ROOM_METRICS
 from streams.models import DeadLetter
 from streams.room_parts import presence_key, segment_key
 from streams.worker_stats import PartsSize
@@ -48,6 +48,16 @@ def test_a_decision_line_says_strategy_cap_and_budget():
     (line,) = format_message(BID_DECISIONS, msgspec.json.encode(d))
     assert line == ("2026-05-28 20:26:40Z r interaction_mcb: x1.25 of value 0.4, bid cap 0.5, spend cap 3, "
                     "budget left 120.5 (mcb)")
+
+
+def test_a_campaign_line_says_its_run_of_show():
+    c = {"room_id": "r", "total_budget": 240.0, "currency": "CNY", "mcb": {"max_cost_per_interaction": 0.5,
+         "duration_s": 480.0}, "run_of_show": [{"at": 1780000312.9, "duration_s": 40}, {"at": 1780000137.2}]}
+    (line,) = format_message(CAMPAIGNS, msgspec.json.encode(c))
+    assert line == ("r campaign: budget 240 CNY, max cost per interaction 0.5, planned 480 s, "
+                    "run of show: 2 moment(s), first at 2026-05-28 20:28:57Z")
+    c["run_of_show"] = [{"at": "soon"}, 7]  # hostile, as the property test below throws at every topic
+    assert format_message(CAMPAIGNS, msgspec.json.encode(c))[0].endswith("run of show: 2 moment(s)")
 
 
 KEYFRAMES = tuple(float(k) for k in range(0, 600, 10))  # one every 10 s
