@@ -16,6 +16,7 @@ from bidding.controllers import Bidder, BidderState
 from bidding.evaluate import session_metrics, simulate, summarize
 from bidding.market import Episode, MarketConfig, build_episode, hindsight, impression_bids, run_episode
 from bidding.models import FAST_RAMP, Observation
+from bidding.run_of_show import windows
 from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
 from streams.session import open_session
 
@@ -152,7 +153,8 @@ def test_every_controller_update_is_bounded_for_any_campaign(total, ramp_budget,
                           value_rate=value_rate * rnd.choice([0.0, 1e-9, 1.0, 1e3]), online=rnd.randint(0, 10**6),
                           covered_seq=k - 1, covered_total=spent, paid_entries_total=rnd.randint(0, 10**6),
                           paid_value_total=rnd.choice([None, 0.0, spent * 1e6, 1e300]), opened=k == 1,
-                          paid_dwell_s=rnd.choice([None, 0.0, 1e-9, 1e6]), moment_gain=gain)
+                          paid_dwell_s=rnd.choice([None, 0.0, 1e-9, 1e6]), moment_gain=gain,
+                          moments=windows(campaign.run_of_show))
         d = bidder.step(obs)
         for x in (d.spend_cap, d.multiplier, d.unit_value, d.budget_left, d.bid_cap or 0.0, d.lam or 0.0, d.mu or 0.0):
             assert math.isfinite(x) and x >= 0

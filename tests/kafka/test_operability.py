@@ -97,7 +97,8 @@ def test_a_newcomer_sees_every_output(broker, sample_session, synth_factory, tmp
         decisions = _tail(broker.bootstrap, "bid-decisions")
         assert len(decisions) == len(got) and any("interaction_mcb" in d for d in decisions)
         assert _tail(broker.bootstrap, "campaigns") == [
-            "room-001 campaign: budget 240 CNY, max cost per interaction 0.5, planned 480 s"]
+            "room-001 campaign: budget 240 CNY, max cost per interaction 0.5, planned 480 s, "
+            "run of show: 2 moment(s), first at 2026-05-28 20:28:57Z"]
         dead = _tail(broker.bootstrap, "dead-letters")
         assert len(dead) == 1 and "malformed_json" in dead[0] and "not json" in dead[0]
 
