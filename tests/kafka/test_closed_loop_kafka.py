@@ -15,7 +15,7 @@ import pytest
 
 from bidding.models import BidDecision
 from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, EVENTS, KafkaConfig, create_topics
-from streams.models import Campaign, McbSettings, RampSettings
+from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
 
 from ..bidding.closed_loop import T0, AdServer, room_events
 from .harness import Worker
@@ -33,7 +33,9 @@ def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill):
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
     campaign = Campaign(room_id=room, total_budget=budget,
                         ramp=RampSettings(window_s=60.0, budget=1.0, target_paid_entries=20, max_cost_per_entry=1.0),
-                        mcb=McbSettings(duration_s=duration))
+                        mcb=McbSettings(duration_s=duration),
+                        # a run of show, one moment planned mid-room: the plan weighs ticks by it
+                        run_of_show=[ScheduledMoment(at=T0 + 60.0, duration_s=40.0, kind="flash_sale")])
     producer.send(CAMPAIGNS, key=room.encode(), value=msgspec.json.encode(campaign)).get(30)
     worker = Worker(broker.bootstrap, tmp_path, "w").start()
     rnd = random.Random(7)
