@@ -212,7 +212,7 @@ class Bidder:
         ticks_left = max(int(math.ceil((end - obs.ts) / st.tick_s)), 1)
         left = max(self.campaign.total_budget - spend, 0.0)  # spend: committed, caps in flight included
         # Flat over the ticks left, unless the run of show says where the value is.
-        share = plan_share(obs.moments, obs.ts, ticks_left, st.tick_s, obs.moment_gain, STAY_S)
+        share = plan_share(obs.moment_windows, obs.ts, ticks_left, st.tick_s, obs.moment_gain, STAY_S)
         return left * share, ticks_left
 
     def _mcb(self, obs: Observation, spend: float, bought_value_total: float | None) -> Proposal:
@@ -280,7 +280,7 @@ class Bidder:
         wanted = plan * BURST if ticks_left > 1 else plan
         reason = (f"mcb: plan {plan:.3f}/tick, value {unit:.3f} per viewer, "
                   f"bid x{multiplier:.3f} (budget x{st.r_budget:.3f}, cap x{st.r_cap:.3f})")
-        ahead = forecast_factor(obs.moments, obs.ts, obs.moment_gain, STAY_S)
+        ahead = forecast_factor(obs.moment_windows, obs.ts, obs.moment_gain, STAY_S)
         if ahead > 1.0:
             reason += f"; a planned moment ahead: value x{ahead:.2f}"
         if unit <= 0:

@@ -128,7 +128,7 @@ def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False) ->
         obs = Observation(room_id=m.room_id, ts=m.ts, seq=seq, live=m.live, started_at=started,
                           value_rate=rate.update(m, weights, wins), online=m.online,
                           moment_gain=rate.moments.gain if wins else 0.0,
-                          moments=rate.moments.as_shown(wins, m.ts) if wins else (), covered_seq=seq - 1,
+                          moment_windows=rate.moments.as_shown(wins, m.ts) if wins else (), covered_seq=seq - 1,
                           covered_total=res.spend, paid_entries_total=res.wins, opened=i == 0,
                           paid_dwell_s=float(ep.dwell_s[i - lag]) if i >= lag else None)
         d = bidder.step(obs, bought_value_total=res.value)

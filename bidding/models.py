@@ -58,7 +58,7 @@ class Observation:
     ``paid_entries_total`` and ``paid_value_total`` (weighted interactions of paid
     viewers) are cumulative as reported (they may be stale, repeated or missing);
     ``paid_dwell_s`` is how long recent paid viewers stayed (None: unknown).
-    ``moment_gain`` and ``moments``: what the run of show has turned out to mean
+    ``moment_gain`` and ``moment_windows``: what the run of show has turned out to mean
     here (:class:`bidding.run_of_show.MomentGain`), for the spend plan.
     """
 
@@ -76,7 +76,7 @@ class Observation:
     opened: bool = False
     paid_dwell_s: float | None = None
     moment_gain: float = 0.0  # how much the run of show's windows lift this room (learnt; 0: no run of show)
-    moments: tuple[Window, ...] = ()  # the run of show's windows as the room has kept them (re-anchored, written off)
+    moment_windows: tuple[Window, ...] = ()  # the run of show as the room has kept it (re-anchored, written off)
 
 
 def weighted_total(interactions: dict[str, float], weights: dict[str, float]) -> float:
@@ -198,7 +198,7 @@ def observe(m: RoomMetrics, value_rate: ValueRate, weights: dict[str, float], st
     return Observation(room_id=m.room_id, ts=m.ts, seq=decision_seq(m.ts, tick_s), live=m.live,
                        started_at=started_at, value_rate=value_rate.update(m, weights, wins), online=m.online,
                        moment_gain=value_rate.moments.gain if wins else 0.0,
-                       moments=value_rate.moments.as_shown(wins, m.ts) if wins else (),
+                       moment_windows=value_rate.moments.as_shown(wins, m.ts) if wins else (),
                        covered_seq=m.spend_covered_seq, covered_total=m.spend_covered_total,
                        paid_entries_total=m.paid_entries_total,
                        paid_value_total=weighted_total(m.paid_interactions_total, weights), opened=m.opened)

@@ -195,5 +195,5 @@ def family_named(name: str) -> Family:
     raise ValueError(f"unknown family {name!r}")
 
 
-__all__ = ["Family", "FAMILIES", "Case", "cases", "room", "scale_budget", "with_run_of_show", "with_planned_length", "with_cap", "cap_for_share",
-           "decay_interactions", "family_named"]
+__all__ = ["Family", "FAMILIES", "Case", "cases", "room", "scale_budget", "with_run_of_show", "with_planned_length",
+           "with_cap", "cap_for_share", "decay_interactions", "family_named"]

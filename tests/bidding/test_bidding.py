@@ -154,7 +154,7 @@ def test_every_controller_update_is_bounded_for_any_campaign(total, ramp_budget,
                           covered_seq=k - 1, covered_total=spent, paid_entries_total=rnd.randint(0, 10**6),
                           paid_value_total=rnd.choice([None, 0.0, spent * 1e6, 1e300]), opened=k == 1,
                           paid_dwell_s=rnd.choice([None, 0.0, 1e-9, 1e6]), moment_gain=gain,
-                          moments=windows(campaign.run_of_show))
+                          moment_windows=windows(campaign.run_of_show))
         d = bidder.step(obs)
         for x in (d.spend_cap, d.multiplier, d.unit_value, d.budget_left, d.bid_cap or 0.0, d.lam or 0.0, d.mu or 0.0):
             assert math.isfinite(x) and x >= 0
