@@ -137,7 +137,7 @@ class ValueRate(msgspec.Struct, kw_only=True):
             a = self.fast if self.fast_exposure > 0 else 1.0
             self.fast_inter = a * got + (1 - a) * self.fast_inter
             self.fast_exposure = a * exposure + (1 - a) * self.fast_exposure
-            share = 0.0
+            share, shown = 0.0, None
             if wins and exposure > 0 and self.slow_exposure > 0 and self.slow_inter > 0:
                 base = self.slow_inter / self.slow_exposure
                 if self.fast_exposure > 0:
@@ -165,7 +165,8 @@ class ValueRate(msgspec.Struct, kw_only=True):
                 if math.isfinite(excess) and math.isfinite(now):
                     self._learn(excess, now)
                 if wins:  # the minute ahead, as the run of show has it
-                    rate = base * forecast_factor(self.moments.as_shown(wins, m.ts), m.ts, self.moments.gain, STAY_S)
+                    shown = self.moments.as_shown(wins, m.ts) if shown is None else shown
+                    rate = base * forecast_factor(shown, m.ts, self.moments.gain, STAY_S)
                 else:  # the share of the surge now that lasts a stay in this room
                     beta = min(max(self.sxy / self.sxx, 0.0), 1.0) if self.sxx > 0 else 0.5
                     rate = base + (excess if math.isfinite(excess) else 0.0) * beta
