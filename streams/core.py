@@ -189,7 +189,7 @@ class StreamCore:
                          where)
             return
         if items is None or any(item[:1] == b"[" for item in items):
-            self._reject(raw, "malformed", "an envelope (an input starting with '[') must be a JSON array of events",
+            self._reject(raw, "malformed_envelope", "an envelope (an input starting with '[') must be a JSON array of events",
                          where)
             return
         if not items:

@@ -9,6 +9,8 @@ which the runtimes turn into a dead letter carrying the raw bytes.
 
 from __future__ import annotations
 
+import re
+from itertools import accumulate
 from typing import Annotated, ClassVar, Union
 
 import msgspec
@@ -172,6 +174,7 @@ class EventDecoder:
         self.max_bytes = max_bytes
         self.ts_bounds = ts_bounds
         self._decode = msgspec.json.Decoder(contract).decode
+        self._tags = contract_tags(contract)
 
     def decode(self, raw: bytes) -> AnyEvent:
         size = raw.length if isinstance(raw, LongInput) else len(raw)
@@ -180,32 +183,69 @@ class EventDecoder:
         try:
             event = self._decode(raw)
         except Exception as exc:  # noqa: BLE001 - any failure on bytes is a verdict, never a crash
-            raise _rejection(raw, exc) from None
+            raise _rejection(raw, exc, self._tags) from None
         bounds = self.ts_bounds
         if bounds is not None and not (bounds[0] <= event.ts <= bounds[1]):
             raise Rejected("ts_out_of_range", f"ts {event.ts} outside [{bounds[0]}, {bounds[1]}]")
         return event
 
 
-def _rejection(raw: bytes, exc: Exception) -> Rejected:
-    """Why ``raw`` could not be decoded. msgspec raises more than its own errors on
-    hostile bytes: ``UnicodeDecodeError`` for invalid UTF-8 inside a string and
-    ``RecursionError`` for JSON nested thousands of levels deep (well under any
-    size limit); anything else it may raise is still a verdict on the input."""
-    msg = str(exc)
-    if isinstance(exc, msgspec.ValidationError):
-        if msg.endswith("at `$.type`") or "missing required field `type`" in msg:
-            return Rejected("unknown_type", msg)
-        return Rejected("invalid_event", msg)
-    if isinstance(exc, UnicodeDecodeError):
-        return Rejected("invalid_utf8", msg)
-    if isinstance(exc, RecursionError):
-        return Rejected("too_deep", "JSON nested too deeply")
-    if isinstance(exc, msgspec.DecodeError):
-        if not raw.strip():
-            return Rejected("empty", "blank input")
-        return Rejected("malformed_json", msg)
-    return Rejected("malformed_json", f"{type(exc).__name__}: {msg}")
+MAX_DEPTH = 64
+"""Input that is not JSON and nests deeper than this is ``too_deep``."""
+
+# A JSON string, or an unterminated one running to the end: every byte is read
+# once (an unterminated string does not make each later quote scan to the end).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.S)
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_OPENERS = frozenset(b"[{")
+
+
+def nesting_depth(raw: bytes) -> int:
+    """The deepest nesting of ``[``/``{`` in ``raw``, outside JSON strings. Read
+    off the bytes in linear time, so the verdict does not depend on how a parser
+    reports deep input."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(1 if c in _OPENERS else -1 for c in brackets), default=0)
+
+
+def _rejection(raw: bytes, exc: Exception, tags: frozenset[str]) -> Rejected:
+    """Why ``raw`` could not be decoded, decided from the bytes themselves, never
+    from the type or message of the parser's exception (which moved between
+    msgspec releases: 0.23 reports invalid UTF-8 as a ``DecodeError`` where 0.22
+    raised ``UnicodeDecodeError``). The parser's message is kept as the detail.
+
+    In order: blank (``empty``); not UTF-8 (``invalid_utf8``); not JSON
+    (``too_deep`` when nested deeper than :data:`MAX_DEPTH`, else
+    ``malformed_json``); an object whose ``type`` is missing or none of the
+    contract's (``unknown_type``); else ``invalid_event`` (a JSON value that is no
+    object, a missing or wrong-typed field, a value out of its bounds)."""
+    detail = f"{type(exc).__name__}: {exc}"[:500]
+    if not raw.strip():
+        return Rejected("empty", "blank input")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Rejected("invalid_utf8", f"invalid UTF-8 at byte {bad.start}")
+    try:
+        value = _decode_any(raw)
+    except Exception:  # noqa: BLE001 - not JSON, whatever the parser says
+        if nesting_depth(raw) > MAX_DEPTH:
+            return Rejected("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
+        return Rejected("malformed_json", detail)
+    if isinstance(value, dict):
+        tag = value.get("type")
+        if not isinstance(tag, str) or tag not in tags:
+            return Rejected("unknown_type", f"type {str(tag)[:64]!r} is none of the contract's")
+    return Rejected("invalid_event", detail)
+
+
+def contract_tags(contract: object) -> frozenset[str]:
+    """The ``type`` tags of a tagged struct or a union of them."""
+    members = getattr(contract, "__args__", (contract,))
+    return frozenset(m.__struct_config__.tag for m in members)
+
+
+_decode_any = msgspec.json.Decoder(float_hook=float).decode  # 1e999 is JSON (inf): the contract rejects it
 
 
 def decode_or_none(decode, raw: bytes):

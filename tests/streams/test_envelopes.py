@@ -19,7 +19,7 @@ def test_each_event_of_an_envelope_is_an_input_of_its_own():
     assert acc["processed"] == 5 + 1 + 1 and acc["blank"] == 1
     assert acc["inputs"] == 5 + 1 + 1 + 1 + 1 + 2  # events count, a bad envelope is one input
     dead = core.drain()[2]
-    assert [(d.reason, d.source) for d in dead] == [("malformed", "2"), ("malformed", "4"), ("unknown_type", "6#1")]
+    assert [(d.reason, d.source) for d in dead] == [("malformed_envelope", "2"), ("malformed_envelope", "4"), ("unknown_type", "6#1")]
     assert dead[0].raw == b"[1,2"  # the bytes kept, as for any dead letter
 
 

@@ -35,7 +35,12 @@ def test_typed_fields():
         (b"", "empty"),
         (b"   \r", "empty"),
         (b"{not json", "malformed_json"),
-        (b"\xff\xfe\x00garbage", "malformed_json"),
+        (b"\xff\xfe\x00garbage", "invalid_utf8"),  # decided from the bytes, whatever the parser raises
+        (b'{"type":"comment","text":"\xc3"}', "invalid_utf8"),
+        (b'{"type":"comment","x":' + b"[" * 65 + b"]" * 65 + b"}", "invalid_event"),  # deep but JSON: the contract decides
+        (b'{"x":' + b"[" * 65, "too_deep"),
+        (b'{"x":"' + b"[" * 500, "malformed_json"),  # brackets inside a string are no nesting
+        (b'{"type":["comment"]}', "unknown_type"),
         (ev(1, T0, "teleport", user_id="u"), "unknown_type"),
         (b'{"event_id":"e","room_id":"r","ts":1.0}', "unknown_type"),
         (ev(1, T0, "comment"), "invalid_event"),  # missing user_id
