@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY streams ./streams
 COPY bidding ./bidding
 COPY highlight ./highlight
@@ -10,7 +10,7 @@ COPY liveroom ./liveroom
 COPY cliploop ./cliploop
 # The volumes' mount points exist in the image, owned by its user: a new named volume
 # takes their owner, so the services (not root) can write /data and /clips.
-RUN pip install . && useradd --create-home liveroom && mkdir -p /data /clips /recordings \
+RUN pip install -c requirements.lock . && useradd --create-home liveroom && mkdir -p /data /clips /recordings \
     && chown liveroom:liveroom /data /clips
 COPY examples ./examples
 USER liveroom

