@@ -48,11 +48,26 @@ class BudgetGuard(msgspec.Struct, kw_only=True):
     first_seq: int | None = None  # the first decision this guard made
     last_seq: int | None = None  # the newest decision this guard made
     blind_until: int | None = None  # pause until a report covers this seq (caps before it may be unknown)
+    refused_through: int | None = None  # covers up to here named decisions this guard had not made: never taken
 
-    def observe(self, covered_seq: int | None, covered_total: float | None) -> None:
+    def observe(self, covered_seq: int | None, covered_total: float | None, seq: int | None = None) -> None:
         """Take the newest cover a snapshot carries (stale, repeated or out of
-        order: the highest cover wins; a cumulative total never goes down)."""
-        if covered_seq is None or covered_total is None or not math.isfinite(covered_total):
+        order: the highest cover wins; a cumulative total never goes down).
+
+        A cover is trusted only as far as it agrees with what was issued: one
+        past the newest decision this guard made cannot be true (taking it would
+        count the next decisions as paid before they are made), nor can it
+        become true later, so it is refused for good; caps stay counted until a
+        report covering a later decision comes. ``seq`` is the decision about to
+        be made (a guard that has made none yet knows only that much). A negative
+        or non-finite total is refused too."""
+        if covered_seq is None or covered_total is None or not math.isfinite(covered_total) or covered_total < 0:
+            return
+        if self.refused_through is not None and covered_seq <= self.refused_through:
+            return
+        newest = self.last_seq if self.last_seq is not None else (seq - 1 if seq is not None else None)
+        if newest is not None and covered_seq > newest:
+            self.refused_through = covered_seq
             return
         if self.covered_seq is None or covered_seq > self.covered_seq:
             self.covered_seq = covered_seq

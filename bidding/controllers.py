@@ -108,7 +108,7 @@ class Bidder:
         st = self.state
         guard = st.guard
         guard.total = self.campaign.total_budget  # a budget change applies at once, cuts included
-        guard.observe(obs.covered_seq, obs.covered_total)
+        guard.observe(obs.covered_seq, obs.covered_total, obs.seq)
         if st.last_ts is not None and obs.ts <= st.last_ts:
             return self._decision(obs, _pause("stale or repeated snapshot"), 0.0)
         guard.begin(obs.seq, opened=obs.opened)
@@ -136,7 +136,9 @@ class Bidder:
             why = guard.pause_reason(obs.seq)
             cap = guard.issue(obs.seq, proposal.wanted) if why is None else 0.0
             if cap <= 0.0:
-                if why is None and guard.left <= 1e-9:
+                if why is None and self.campaign.total_budget <= 0:
+                    why = "budget 0: no campaign for the room (none published, or deleted)"
+                elif why is None and guard.left <= 1e-9:
                     why = "budget spent"
                 elif why is None and proposal.wanted <= 0:
                     why = f"nothing to buy yet ({proposal.reason})"  # e.g. no value measured yet

@@ -36,9 +36,9 @@ from typing import Callable, Iterable, Iterator
 import msgspec
 
 from .config import CoreConfig
-from .events import AnyEvent, BlankLines, EventDecoder, LongInput, Rejected
+from .events import AnyEvent, BlankLines, EventDecoder, LongInput, Rejected, encode_event
 from .models import DeadLetter, Moment, RoomMetrics
-from .room import DUPLICATE, LATE, Outputs, RoomProcessor, RoomState, decode_state, encode_state
+from .room import DUPLICATE, LATE, SPEND_UNISSUED, Outputs, RoomProcessor, RoomState, decode_state, encode_state
 from .room_parts import Journal
 
 
@@ -202,6 +202,9 @@ class StreamCore:
         st = proc.state
         if verdict is LATE:
             detail = f"ts {event.ts} falls in a tick already published (room {st.room_id})"
+        elif verdict is SPEND_UNISSUED:
+            detail = (f"covers decision {event.covers}, which cannot have been answered by a report at ts "
+                      f"{event.ts} (room {st.room_id}: decisions answered by then are at most its tick's)")
         else:
             detail = f"ts {event.ts} is over {self.config.max_future_s}s after the room's newest {st.max_ts}"
         self._reject(raw, verdict, detail, where, room_id=event.room_id)
@@ -239,7 +242,21 @@ class StreamCore:
                 proc.flush()
             yield room
 
+    def _settle_refused(self) -> None:
+        """Events that were accepted and then refused when their tick closed (a
+        spend report contradicting one already applied) become dead letters.
+        Their bytes are gone by then (a tick holds decoded events): ``raw`` is the
+        event re-encoded, which holds every field it had."""
+        refused = self.out.refused
+        if not refused:
+            return
+        self.out.refused = []
+        for event, reason, detail in refused:
+            self.processed -= 1
+            self._reject(encode_event(event), reason, detail, f"event {event.event_id}", room_id=event.room_id)
+
     def drain(self) -> tuple[list[RoomMetrics], list[Moment], list[DeadLetter]]:
+        self._settle_refused()
         metrics, moments = self.out.drain()
         dead, self.dead_letters = self.dead_letters, []
         return metrics, moments, dead
@@ -248,9 +265,11 @@ class StreamCore:
 
     @property
     def dead(self) -> int:
+        self._settle_refused()
         return sum(self.rejected.values())
 
     def accounting(self) -> dict[str, object]:
+        self._settle_refused()
         return {
             "inputs": self.inputs,
             "processed": self.processed,

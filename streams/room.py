@@ -70,6 +70,13 @@ ABSENT, VIEWER, PAID_VIEWER = 0, 1, 2
 DUPLICATE = "duplicate"
 LATE = "late"
 TS_JUMP = "ts_jump"
+# What a spend report may cover when it arrives: the decision made on tick t's
+# snapshot has seq t + 1, so with ticks closed below ``next_tick`` the newest
+# decision that can exist is ``next_tick``; the ad server reports ``covers = k - 1``
+# when it applies decision k, so an honest report covers less than ``next_tick``.
+# One covering more names a decision not made yet (see bidding.budget).
+SPEND_UNISSUED = "spend_unissued"
+SPEND_TOTAL_DOWN = "spend_total_down"
 
 _apply_order = attrgetter("ts", "event_id")
 
@@ -110,11 +117,14 @@ class RoomState(msgspec.Struct, kw_only=True):
 class Outputs:
     """Where a processor appends what it produced; a runtime drains the lists."""
 
-    __slots__ = ("metrics", "moments")
+    __slots__ = ("metrics", "moments", "refused")
 
     def __init__(self) -> None:
         self.metrics: list[RoomMetrics] = []
         self.moments: list[Moment] = []
+        # events accepted, then found wrong when their tick closed: (event, reason, detail);
+        # the runtime turns them into dead letters (see StreamCore.drain)
+        self.refused: list[tuple[AnyEvent, str, str]] = []
 
     def drain(self) -> tuple[list[RoomMetrics], list[Moment]]:
         metrics, moments = self.metrics, self.moments
@@ -165,6 +175,8 @@ class RoomProcessor:
             idx = st.next_tick  # closed by something else: reopened, counted in the first open tick
         if ts > st.max_ts + self._max_future and st.max_ts > 0.0:
             return TS_JUMP
+        if type(event) is Spend and event.covers is not None and (st.next_tick is None or event.covers >= st.next_tick):
+            return SPEND_UNISSUED
         seen.add(eid)
         if self.journal is not None:
             self.journal.buffered(idx, event)
@@ -334,13 +346,7 @@ class RoomProcessor:
                 online.discard(ev.user_id)
                 paid.discard(ev.user_id)
             elif cls is Spend:
-                st.spend += ev.amount
-                covers = ev.covers
-                if covers is not None and ev.total is not None and (
-                        st.covered_seq is None or covers > st.covered_seq
-                        or (covers == st.covered_seq and ev.total > st.covered_total)):
-                    # cumulative reports: the newest cover wins, whatever the arrival order
-                    st.covered_seq, st.covered_total = covers, ev.total
+                self._spend(ev)
             elif cls is RoomStart:
                 st.live = True
                 if st.started_at is None:
@@ -354,6 +360,28 @@ class RoomProcessor:
                         journal.presence(user, ABSENT, PAID_VIEWER if user in paid else VIEWER)
                 online.clear()
                 paid.clear()
+
+    def _spend(self, ev: Spend) -> None:
+        """Apply a spend report. Cumulative reports: the newest cover wins,
+        whatever the arrival order; an older cover can only raise the total (a
+        later decision's cumulative spend is never less). A report whose total is
+        below one already taken for the same or an earlier cover contradicts it:
+        refused (a dead letter), its ``amount`` not counted."""
+        st = self.state
+        covers, total = ev.covers, ev.total
+        if covers is not None and total is not None and st.covered_seq is not None:
+            if covers >= st.covered_seq and total < st.covered_total:
+                self.out.refused.append((ev, SPEND_TOTAL_DOWN,
+                                         f"total {total} for decisions <= {covers} is below {st.covered_total} "
+                                         f"already reported for decisions <= {st.covered_seq} (room {st.room_id})"))
+                return
+        st.spend += ev.amount
+        if covers is None or total is None:
+            return
+        if st.covered_seq is None or covers > st.covered_seq:
+            st.covered_seq, st.covered_total = covers, total
+        elif total > st.covered_total:
+            st.covered_total = total
 
     def _snapshot(self, idx: int, online: int, opened: bool) -> RoomMetrics:
         st = self.state

@@ -199,8 +199,11 @@ def simulate_room(rng: np.random.Generator, plan: RoomPlan, *, duplicate_rate: f
             spent = round(spent + cost, 4)
             # An ad server keeping the contract: the report covers every decision it
             # could have applied by now (published a grace period after their tick).
+            # Before the room's first decision (its first tick's snapshot, seq first_tick + 1)
+            # there is nothing to cover: the report gives the amount only.
             covers = int((t0 + 0.999 - REPORT_GRACE_S) // REPORT_TICK_S) - 1
-            emit(t0 + 0.999, "spend", amount=cost, user_id="ad-server", covers=max(covers, 0), total=spent)
+            cover = {"covers": covers, "total": spent} if covers > int(plan.start // REPORT_TICK_S) else {}
+            emit(t0 + 0.999, "spend", amount=cost, user_id="ad-server", **cover)
             spend_window = 0
         if not online:
             continue

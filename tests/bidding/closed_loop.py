@@ -20,6 +20,7 @@ that decision was made (so final spend <= budget when the budget never changes).
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class Scenario:
     market: bool = False  # a bid-responsive ad server (MarketAdServer) instead of one that spends every cap
     strategy: str = "ramp+mcb"
     planned_moments: int = 0  # the campaign's run of show: this many moments, anywhere in (or past) the room
+    forged_reports: float = 0.0  # per applied decision: also a wrong spend report (see forged_report)
+    forged_at: float | None = None  # one wrong report at this share of the room (covers 2^52, total 0)
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Outcome:
     decisions: int = 0
     paid_interactions: float = 0.0
     budgets: list[float] = field(default_factory=list)
+    dead_letters: dict[str, int] = field(default_factory=dict)
 
 
 class AdServer:
@@ -149,6 +153,36 @@ class MarketAdServer(AdServer):
             n += 1
 
 
+def forged_report(ad: AdServer, rnd: random.Random, now: float, seq: int, last_seq: int) -> bytes:
+    """A spend report that is wrong in a way the guard can tell: it covers a
+    decision never made (2^52, a millisecond timestamp, decisions ahead of the
+    newest one made), or its total goes down, is negative, NaN or infinite, or
+    is higher than what was spent (which only holds budget back). What no
+    check can tell is left out: a total under the ad server's real spend for
+    decisions it did receive is the ad server's word on its own spend (the trust
+    model in docs/contracts.md)."""
+    kind = rnd.randrange(7)
+    covers: object = seq - 1
+    total: object = ad.spent
+    if kind == 0:
+        covers, total = 1 << 52, 0.0
+    elif kind == 1:
+        covers, total = int(now * 1000), 0.0
+    elif kind == 2:
+        covers, total = last_seq + rnd.randint(1, 50), rnd.choice([0.0, ad.spent * 0.5])
+    elif kind == 3:
+        covers, total = rnd.randint(0, max(seq - 1, 0)), -rnd.uniform(0.01, 10)
+    elif kind == 4:
+        total = rnd.choice([float("nan"), float("inf"), 1e300])
+    elif kind == 5:
+        total = ad.spent * rnd.uniform(1.0, 3.0) + rnd.uniform(0, 5)
+    else:
+        covers, total = rnd.choice([-1, 2**63, "12", None]), rnd.choice([ad.spent, "0", None])
+    raw = {"event_id": ad._id("forged"), "room_id": ad.room, "ts": now, "type": "spend", "amount": 0.0,
+           "covers": covers, "total": total}
+    return msgspec.json.encode(raw) if kind != 4 else json.dumps(raw).encode()
+
+
 def room_events(room: str, rnd: random.Random, duration_s: float) -> list[tuple[float, bytes]]:
     """A room's own events: room_start, organic viewers coming and going, their interactions, room_end."""
     out = [(T0, enc({"event_id": "start", "room_id": room, "ts": T0, "type": "room_start"}))]
@@ -194,6 +228,10 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
 
     for t, raw in room_events(room, rnd, sc.duration_s):
         push(t + rnd.uniform(0, 2), "event", raw)  # arrival within the grace period
+    if sc.forged_at is not None:
+        t = T0 + sc.forged_at * sc.duration_s
+        push(t, "event", enc({"event_id": "forged", "room_id": room, "ts": t, "type": "spend", "amount": 0.0,
+                              "covers": 1 << 52, "total": 0.0}))
     changes = sorted(rnd.uniform(0, sc.duration_s) for _ in range(sc.budget_changes))
     for t in changes:
         push(T0 + t, "budget", sc.budget * rnd.choice([0.0, 0.1, 0.5, 1.0, 2.0]))
@@ -237,6 +275,9 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
                 out.violations.append(f"decision {d.seq}: spent {ad.spent:.6f} + cap {d.spend_cap:.6f} > "
                                       f"budget {limit:.6f} ({d.reason})")
             report = ad.report(now, d.seq)
+            if sc.forged_reports and rnd.random() < sc.forged_reports:
+                push(now + rnd.uniform(*sc.report_delay_s), "event",
+                     forged_report(ad, rnd, now, d.seq, max(issued_budget)))
             if rnd.random() >= sc.lost_reports:
                 late = rnd.random() < sc.late_reports
                 delay = rnd.uniform(15, 60) if late else rnd.uniform(*sc.report_delay_s)
@@ -272,6 +313,7 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
         bid(metrics + held)
     play()
     out.spent = ad.spent
+    out.dead_letters = core.accounting()["dead_letter_reasons"]
     paid = next(s for s in core.states() if s.room_id == room).paid_totals
     weights = campaign_for(room).mcb.weights
     out.paid_interactions = sum(n * weights.get(k, 0.0) for n, k in zip(paid, INTERACTION_KINDS))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -102,15 +104,28 @@ def test_the_cost_cap_moves_mu_on_realised_paid_interactions():
     changes=st.integers(0, 3),
     grace=st.sampled_from([0.0, 10.0, 30.0]),
     moments=st.sampled_from([0, 1, 4]),
+    forged=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
 )
 def test_spend_never_exceeds_the_budget_in_the_closed_loop(seed, duration, budget, late, dup, lost, decision_delay,
                                                            dup_decisions, reorder, restarts, state_loss, changes,
-                                                           grace, moments):
+                                                           grace, moments, forged):
     sc = Scenario(seed=seed, duration_s=duration, budget=budget, late_reports=late, duplicate_reports=dup,
                   lost_reports=lost, decision_delay_s=decision_delay, duplicate_decisions=dup_decisions,
                   reordered_snapshots=reorder, restarts=restarts, state_loss=state_loss, budget_changes=changes,
-                  planned_moments=moments)
+                  planned_moments=moments, forged_reports=forged)
     out = run(sc, config=CoreConfig(grace_s=grace))
     assert not out.violations, out.violations[:3]
     if not changes:
         assert out.spent <= budget + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_one_forged_spend_report_does_not_switch_the_guard_off(seed):
+    """The report that did (a covers of 2^52, total 0, at 40% of the room: 20 of 20
+    rooms overspent, worst 90.36 on a budget of 10) is a dead letter, and the
+    room keeps bidding within its budget on the honest reports."""
+    forged = run(Scenario(seed=seed, budget=10.0, forged_at=0.4))
+    assert not forged.violations and forged.spent <= 10.0 + 1e-6
+    assert forged.dead_letters.get("spend_unissued") == 1
+    honest = run(Scenario(seed=seed, budget=10.0))
+    assert forged.spent == pytest.approx(honest.spent) and forged.decisions == honest.decisions
