@@ -90,7 +90,7 @@ class EpisodeScore:
     @property
     def budget_binds(self) -> bool:
         """The best possible run spends the whole budget (the cap did not stop it first)."""
-        return self.bound_spend >= 0.99 * self.budget
+        return self.budget > 0 and self.bound_spend >= 0.99 * self.budget  # a zero budget binds nothing: no spend
 
 
 def predictor_quality(ep: Episode, predicted: np.ndarray) -> tuple[float | None, float | None]:

@@ -71,7 +71,8 @@ class ClipLoopCore:
             self._reject(raw, r.reason, str(r), where, None)
             return
         if expect_room is not None and event.room_id != expect_room:
-            self._reject(raw, "key_mismatch", "the message key is not the event's room", where, event.room_id)
+            self._reject(raw, "key_mismatch", f"an event of room {event.room_id!r} under room {expect_room!r} (the "
+                         "message's key, or the session the file belongs to)", where, event.room_id)
             return
         self._take(event, raw, where)
 
@@ -235,15 +236,16 @@ class ClipLoopCore:
         last = clip.daily[-1] if clip.daily else None
         decay = None
         if first is not None and last is not None and last[0] > 0 and first[1] and last[1] and first[2]:
-            decay = round((last[2] / last[1]) / (first[2] / first[1]), 4)
+            decay = round(min(1.0, last[2] / last[1]) / min(1.0, first[2] / first[1]), 4)
         return ClipStats(
             room_id=room_id, clip_id=clip.clip_id, ts=end, published=clip.published, hour=max(0, int((end - 1e-6 - born) // self.config.period_s)),
             impressions=c["impressions"], promoted_impressions=c["promoted_impressions"], plays=c["plays"],
             completes=c["completes"], watch_ratio=round(c["watch"] / c["completes"], 4) if c["completes"] else None,
             likes=c["likes"], shares=c["shares"], clicks_room=c["clicks_room"], clicks_product=c["clicks_product"],
             entries=c["entries"], orders=c["orders"], gmv=round(c["gmv"], 6),
-            ctr=round(clicks / c["impressions"], 6) if c["impressions"] else None,
-            pull=round(1000 * c["entries"] / c["impressions"], 4) if c["impressions"] else None,
+            # per impression at most 1, as the posterior counts them: counts as reported, ratios bounded
+            ctr=round(min(1.0, clicks / c["impressions"]), 6) if c["impressions"] else None,
+            pull=round(1000 * min(1.0, c["entries"] / c["impressions"]), 4) if c["impressions"] else None,
             total_impressions=clip.impressions, total_entries=clip.entries, total_orders=clip.orders,
             total_gmv=clip.gmv, decay=decay)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from typing import Annotated
+
 import msgspec
 import numpy as np
 
@@ -51,8 +53,33 @@ class PullModel:
 
     @classmethod
     def from_json(cls, data: bytes) -> "PullModel":
-        d = msgspec.json.decode(data)
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        """Read a ``pull-model.json``; a file that is not one (wrong types, lengths
+        that differ, a scale of 0, NaN) raises ``ValueError`` saying what is wrong."""
+        try:
+            d = msgspec.json.decode(data, type=_PullModelFile)
+        except msgspec.MsgspecError as exc:  # DecodeError and ValidationError: a verdict on the file
+            raise ValueError(str(exc)) from None
+        n = len(d.names)
+        if not len(d.mean) == len(d.scale) == len(d.weights) == n:
+            raise ValueError(f"names, mean, scale and weights differ in length ({n}, {len(d.mean)}, "
+                             f"{len(d.scale)}, {len(d.weights)})")
+        return cls(names=tuple(d.names), mean=tuple(d.mean), scale=tuple(d.scale), weights=tuple(d.weights),
+                   intercept=d.intercept, clips=d.clips, conversion=d.conversion)
+
+
+_Finite = Annotated[float, msgspec.Meta(ge=-1e12, le=1e12)]  # bounds exclude NaN and the infinities
+
+
+class _PullModelFile(msgspec.Struct, forbid_unknown_fields=False):
+    """The file's contract: what :meth:`PullModel.from_json` accepts."""
+
+    names: Annotated[list[Annotated[str, msgspec.Meta(max_length=256)]], msgspec.Meta(max_length=1000)]
+    mean: list[_Finite]
+    scale: list[Annotated[float, msgspec.Meta(ge=1e-12, le=1e12)]]  # a divisor: never 0
+    weights: list[_Finite]
+    intercept: _Finite
+    clips: Annotated[int, msgspec.Meta(ge=0)]
+    conversion: Annotated[float, msgspec.Meta(gt=0, le=1e6)] = 1.0
 
 
 def fit(clips: list[ClipState], *, ridge: float = 1.0, min_impressions: int = 500) -> PullModel | None:

@@ -24,8 +24,12 @@ CLIP_DEAD_LETTERS_FILE = "clip-dead-letters.jsonl"
 PULL_MODEL_FILE = "pull-model.json"
 
 
-def replay_clip_events(path: Path, out: Path, config: ClipLoopConfig, *, limits: ReadLimits) -> dict:
-    """Run the loop over one clip events file; returns its accounting."""
+def replay_clip_events(path: Path, out: Path, config: ClipLoopConfig, *, limits: ReadLimits,
+                       room: str | None = None) -> dict:
+    """Run the loop over one clip events file; returns its accounting. With
+    ``room`` (the session's), the file is that room's: an event of another room
+    is a ``key_mismatch`` dead letter, as the same line is on Kafka, where
+    ``replay --kafka`` keys the file's lines by the session's room."""
     reader = LineReader(path, limits)
     core = ClipLoopCore(config, max_event_bytes=limits.max_line_bytes, dead_letter_max_raw=limits.keep_bytes)
     writers = [JsonLinesWriter(out / name) for name in (CLIP_STATS_FILE, PROMOTIONS_FILE, CLIP_DEAD_LETTERS_FILE)]
@@ -39,7 +43,7 @@ def replay_clip_events(path: Path, out: Path, config: ClipLoopConfig, *, limits:
         for lines in reader.chunks():
             for raw in lines:
                 line += getattr(raw, "lines", 1)
-                core.feed(raw, f"{path.name}:{line}")
+                core.feed(raw, f"{path.name}:{line}", expect_room=room)
             drain()
         if reader.error is not None:
             reason, detail = reader.error

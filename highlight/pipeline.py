@@ -273,20 +273,29 @@ def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, f
     exact cuts; ``vertical`` makes it a 9:16 crop with short fades, its centre
     following ``track`` (per second of the clip, 0-1 across; see :func:`crop_track`),
     the middle when none is given."""
+    # A clip is a whole number of frames: at a sparse frame rate (1 fps) the frame
+    # that starts just before the end would run a second past it, and past --max.
+    fps = probe(video).fps
+    length = clip.end - clip.start
+    if fps > 0 and length * fps - math.floor(length * fps + 1e-6) > 1e-6:
+        length = max(math.floor(length * fps + 1e-6) / fps, 1.0 / fps)
     if not vertical:
         if copy_from is not None:
             _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{copy_from:.3f}", "-i", str(video),
-                  "-t", f"{clip.end - copy_from:.3f}", "-c", "copy", "-avoid_negative_ts", "make_zero", str(out)],
+                  "-t", f"{length:.3f}", "-c", "copy", "-avoid_negative_ts", "make_zero", str(out)],
                  "clip copy")
-        else:
-            _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.3f}", "-i", str(video),
-                  "-t", f"{clip.end - clip.start:.3f}", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
-                  str(out)], "clip encode")
+            if probe(out).duration <= length + 0.1:
+                return out
+            # The copy ran past its span (ffmpeg kept frames from before the keyframe, as
+            # it does on some sparse or odd streams): cut it exactly instead.
+        _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.3f}", "-i", str(video),
+              "-t", f"{length:.3f}", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
+              str(out)], "clip encode")
         return out
     from moviepy import VideoFileClip, vfx
 
     with VideoFileClip(str(video)) as source:
-        sub = source.subclipped(clip.start, clip.end)
+        sub = source.subclipped(clip.start, clip.start + length)
         w, h = sub.size
         target_w = min(w, int(round(h * 9 / 16)) // 2 * 2)
         offset = clip.start - math.floor(clip.start)
@@ -325,6 +334,9 @@ def cut_clips(video: Path, analysis: Analysis, out_dir: Path, *, vertical: bool 
             render_clip(video, clip, out_dir / name, vertical=vertical,
                         track=crop_track(analysis, clip) if vertical else None,
                         copy_from=span[0] if span is not None else None)
+            cut = probe(out_dir / name).duration
+            if cut < clip.end - clip.start - 0.05:  # whole frames of a sparse stream: the file is the truth
+                clip = replace(clip, end=round(clip.start + cut, 3))
             cover_image(video, (clip.start + clip.end) / 2, out_dir / f"clip-{i:02d}.jpg")
         else:
             name = f"clip-{i:02d}.m4a"

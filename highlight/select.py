@@ -138,6 +138,11 @@ def select_clips(fused: np.ndarray, parts: dict[str, np.ndarray], config: Select
         if not end_pause:
             end, _ = _snap(end, cuts, config.snap_s)
         start, end = max(0.0, start), min(duration, end)
+        if end - start > config.max_s:  # padding and snapping may not take it past --max:
+            over = end - start - config.max_s  # trim the tail past the moment first, then the lead-in
+            cut = min(over, max(0.0, end - (b + 1)))
+            end -= cut
+            start += over - cut
         lo, hi = int(max(0, np.floor(start))), int(min(len(fused), np.ceil(end)))
         if end - start < config.min_s * 0.5 or taken[lo:hi].any():
             continue

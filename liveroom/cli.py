@@ -17,7 +17,7 @@ import click
 from streams.session import SessionError, open_session
 
 from .output_folder import OutputFolderError
-from .settings import Settings
+from .settings import Settings, setting_error
 
 
 class UserError(click.ClickException):
@@ -47,8 +47,7 @@ def user_errors(bootstrap: str | None = None):
         where = f" at {bootstrap}" if bootstrap else ""
         raise UserError(f"cannot reach Kafka{where}: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise UserError(f"setting LIVEROOM_{'_'.join(map(str, first['loc'])).upper()}: {first['msg']}") from None
+        raise UserError(setting_error(exc)) from None
     except PermissionError as exc:
         raise UserError(f"permission denied: {exc.filename or exc}") from None
 
@@ -94,7 +93,8 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
             from streams.kafka_io import produce_lines
             from streams.kafka_topics import CLIP_EVENTS
 
-            clip = produce_lines(sess.clip_events_path, CLIP_EVENTS, config, limits=settings.read_limits())
+            clip = produce_lines(sess.clip_events_path, CLIP_EVENTS, config, limits=settings.read_limits(),
+                                 room=sess.info.room_id)
             click.echo(f"produced {clip['sent']} clip events to {CLIP_EVENTS} in {clip['seconds']} s")
             if clip["file_error"]:
                 click.echo(f"warning: {clip['file_error'][1]}", err=True)

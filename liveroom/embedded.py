@@ -77,7 +77,7 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
         from cliploop.replay import replay_clip_events
 
         loop = replay_clip_events(session.clip_events_path, out_dir, settings.clip_loop_config(),
-                                  limits=settings.read_limits())
+                                  limits=settings.read_limits(), room=session.info.room_id)
         (out_dir / CLIP_SUMMARY_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(loop), indent=2) + b"\n")
         phases["clip loop"] = time.perf_counter() - began
     clips = None

@@ -56,8 +56,14 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
     async def take_campaigns(stream):
         async for event in stream.events():
             msg = event.message
+            if msg.value is None:
+                # A tombstone: the campaign is deleted (how a compacted topic says "gone").
+                # Budget zero from the room's next decision; the table forgets it too.
+                if msg.key is not None and msg.key in campaigns:
+                    del campaigns[msg.key]
+                continue
             try:
-                campaign = _campaign.decode(msg.value or b"")
+                campaign = _campaign.decode(msg.value)
             except Exception as exc:  # noqa: BLE001 - hostile bytes raise more than msgspec's errors
                 await refuse(msg, "invalid_campaign", f"{type(exc).__name__}: {exc}")
                 continue

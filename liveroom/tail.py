@@ -10,6 +10,7 @@ as such, with its size and first bytes, never a crash: anyone can write a topic.
 from __future__ import annotations
 
 import base64
+import re
 import time
 from datetime import datetime, timezone
 from typing import Callable, Iterator
@@ -21,6 +22,28 @@ from streams.kafka_topics import (ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, CLIP_EVE
                                   EVENTS, MOMENTS, PROMOTIONS, ROOM_METRICS, KafkaConfig)
 
 _json = msgspec.json.Decoder().decode
+
+# What a terminal would act on rather than show: C0 and C1 controls (ESC starts
+# CSI and OSC sequences that move, clear or retitle the screen), and the
+# invisible format characters that reorder or hide text (bidirectional
+# overrides and isolates, zero-width characters, line and paragraph separators).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
+
+
+def escape(text: str) -> str:
+    """``text`` with every character a terminal would act on written as ``\\uXXXX``."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _escaped(value):
+    """A decoded message with every string in it escaped (keys too)."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {escape(str(k)): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
 
 
 def clock(ts: float | None) -> str:
@@ -130,10 +153,14 @@ def topic_name(name: str) -> str:
     return full
 
 
-def format_message(topic: str, value: bytes | None) -> list[str]:
-    """The lines of one message (an envelope of events gives one line per event)."""
+def format_message(topic: str, value: bytes | None, key: bytes | None = None) -> list[str]:
+    """The lines of one message (an envelope of events gives one line per event).
+    Every text that came in the message is escaped (see :func:`escape`)."""
     if value is None:
-        return ["(tombstone)"]
+        room = escape((key or b"").decode("utf-8", "replace")) or "?"
+        if topic == CAMPAIGNS:
+            return [f"{room} campaign deleted (tombstone): budget 0 from its next decision"]
+        return [f"{room} (tombstone)"]
     values = unpack(value) if topic == EVENTS else [value]
     if not values:
         return ["(an envelope with no events)"]
@@ -144,7 +171,7 @@ def format_message(topic: str, value: bytes | None) -> list[str]:
             decoded = _json(raw)
             if not isinstance(decoded, dict) or fmt is None:
                 raise ValueError("not a JSON object")
-            out.append(fmt(decoded))
+            out.append(fmt(_escaped(decoded)))
         except Exception:  # noqa: BLE001 - anyone can write a topic: show the bytes, go on
             out.append(f"(not a {topic.removeprefix('liveroom.')} message: {len(raw)} bytes {raw[:60]!r})")
     return out
@@ -175,7 +202,7 @@ def tail(config: KafkaConfig, topic: str, *, room: str | None = None, from_begin
                 last = now
                 if key is not None and rec.key != key:
                     continue
-                yield from format_message(topic, rec.value)
+                yield from format_message(topic, rec.value, rec.key)
                 seen += 1
                 if max_messages is not None and seen >= max_messages:
                     return

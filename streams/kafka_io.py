@@ -139,9 +139,12 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
             "seconds": round(time.monotonic() - started, 3)}
 
 
-def produce_lines(path: Path, topic: str, config: KafkaConfig, *, limits: ReadLimits = ReadLimits()) -> dict:
+def produce_lines(path: Path, topic: str, config: KafkaConfig, *, limits: ReadLimits = ReadLimits(),
+                  room: str | None = None) -> dict:
     """Produce every line of a JSON-lines file to ``topic``, one message each,
-    keyed by its ``room_id``, as fast as possible (a session's clip events: a week
+    keyed by ``room`` (the file is that room's: a line of another room is then
+    the consumer's ``key_mismatch``, as the embedded replay has it) or else by
+    its own ``room_id``, as fast as possible (a session's clip events: a week
     after the broadcast, not something to pace). An over-long line is a dead
     letter, as in :func:`produce_session`."""
     from kafka import KafkaProducer
@@ -161,7 +164,7 @@ def produce_lines(path: Path, topic: str, config: KafkaConfig, *, limits: ReadLi
                     continue
                 if not raw.strip():
                     continue
-                key, _ = routing(raw)
+                key = room.encode() if room is not None else routing(raw)[0]
                 unkeyed += key is None
                 producer.send(topic, key=key, value=bytes(raw))
                 sent += 1
