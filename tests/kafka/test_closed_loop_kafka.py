@@ -14,20 +14,25 @@ import msgspec
 import pytest
 
 from bidding.models import BidDecision
-from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, EVENTS, KafkaConfig, create_topics
+from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig, create_topics
 from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
 
 from ..bidding.closed_loop import T0, AdServer, room_events
-from .harness import Worker
+from .harness import Worker, read_topic
 
 pytestmark = pytest.mark.kafka
 
 
-@pytest.mark.parametrize("kill", [False, True], ids=["steady", "sigkill-mid-room"])
-def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill):
+@pytest.mark.parametrize("kill, hostile", [(False, False), (True, False), (False, True)],
+                         ids=["steady", "sigkill-mid-room", "forged-report-then-deleted"])
+def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill, hostile):
+    """With ``hostile``: at 40% of the room a forged spend report (covers 2^52,
+    total 0: it switched the guard off), at 70% the campaign deleted (a tombstone:
+    the room kept bidding on it)."""
     from kafka import KafkaConsumer, KafkaProducer
 
     room, budget, duration = "room-k", 3.0, 150.0
+    in_force = [budget]  # the budget the ad server checks caps against (raised once with ``hostile``)
     config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
     create_topics(config)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
@@ -58,8 +63,8 @@ def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill):
                         d = dec.decode(r.value)
                         if d.room_id != room or d.seq <= ad.applied:
                             continue  # not newer: ignored (the contract)
-                        if d.spend_cap > 0 and ad.spent + d.spend_cap > budget + 1e-6:
-                            violations.append(f"{d.seq}: {ad.spent} + {d.spend_cap} > {budget}")
+                        if d.spend_cap > 0 and ad.spent + d.spend_cap > in_force[0] + 1e-6:
+                            violations.append(f"{d.seq}: {ad.spent} + {d.spend_cap} > {in_force[0]}")
                         now = clock["now"]
                         producer.send(EVENTS, key=room.encode(), value=ad.report(now, d.seq))
                         with lock:  # the viewers it buys come with the stream's time
@@ -75,6 +80,7 @@ def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill):
         events = room_events(room, rnd, duration)
         started = time.monotonic()
         killed = False
+        sent: dict[str, float] = {}
         for ts, raw in events:  # 5x real time: decisions come back well within the grace period
             wait = (ts - T0) / 5.0 - (time.monotonic() - started)
             if wait > 0:
@@ -84,6 +90,19 @@ def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill):
                 while bought and bought[0][0] <= ts:
                     producer.send(EVENTS, key=room.encode(), value=heapq.heappop(bought)[1])
             producer.send(EVENTS, key=room.encode(), value=raw)
+            if hostile and "forged" not in sent and ts - T0 > 0.4 * duration:
+                sent["forged"] = ts
+                producer.send(EVENTS, key=room.encode(), value=msgspec.json.encode(
+                    {"event_id": "forged-1", "room_id": room, "ts": ts, "type": "spend", "amount": 0.0,
+                     "covers": 1 << 52, "total": 0.0}))
+            if hostile and "raised" not in sent and ts - T0 > 0.5 * duration:
+                sent["raised"] = ts  # money to spend after the forged report: the budget raised by 3
+                in_force[0] = 2 * budget
+                producer.send(CAMPAIGNS, key=room.encode(), value=msgspec.json.encode(
+                    msgspec.structs.replace(campaign, total_budget=2 * budget)))
+            if hostile and "deleted" not in sent and ts - T0 > 0.7 * duration:
+                sent["deleted"] = ts
+                producer.send(CAMPAIGNS, key=room.encode(), value=None)
             if kill and not killed and ts - T0 > duration / 2:
                 producer.flush()
                 worker.kill()
@@ -97,9 +116,21 @@ def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill):
         producer.close()
         worker.stop()
     assert not violations, violations
-    assert ad.spent <= budget + 1e-6
+    assert ad.spent <= in_force[0] + 1e-6
     caps = [d for _, d in applied if d.spend_cap > 0]
     assert len(caps) >= 3, [d.reason for _, d in applied][:10]
     assert applied[-1][1].strategy == "paused"  # the room ended
     if kill:  # the restarted worker carried on from its changelogs
         assert any(t - T0 > duration / 2 + 10 for t, _ in applied)
+    if hostile:
+        dead = [msgspec.json.decode(v) for _, v in read_topic(broker.bootstrap, DEAD_LETTERS, idle_s=2.0)]
+        assert [d["reason"] for d in dead] == ["spend_unissued"], dead
+        # the guard kept taking the honest reports after the forged one (never "N decisions behind")
+        assert not any("behind" in d.reason for t, d in applied if t > sent["forged"]), \
+            [(round(t - T0), d.reason) for t, d in applied]
+        # and it went on buying on them with the raised budget, until ...
+        assert any(d.spend_cap > 0 for t, d in applied if sent["raised"] < t < sent["deleted"])
+        # ... it stopped with the deletion: nothing but zero caps from a few ticks after it
+        after = [d for t, d in applied if t > sent["deleted"] + 15]
+        assert after and all(d.spend_cap == 0 for d in after)
+        assert any("budget 0: no campaign" in d.reason for d in after), [d.reason for d in after]

@@ -81,7 +81,7 @@ def test_a_newcomer_sees_every_output(broker, sample_session, synth_factory, tmp
         from kafka import KafkaProducer
 
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
-        producer.send(EVENTS, key=b"room-001", value=b"\xff not json")
+        producer.send(EVENTS, key=b"room-001", value=b"{not json")
         producer.flush()
         producer.close()
         wait_for(lambda: len(read_topic(broker.bootstrap, DEAD_LETTERS, idle_s=1.0)) >= 1, 60, "the dead letter")
