@@ -4,6 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md requirements.lock ./
 COPY streams ./streams
+COPY sessions ./sessions
 COPY bidding ./bidding
 COPY highlight ./highlight
 COPY liveroom ./liveroom

@@ -1,5 +1,5 @@
 """The cost-per-interaction cap on the live path: the streams core, live bidding
-and a bid-responsive ad server in a closed loop (tests/bidding/closed_loop.py),
+and a bid-responsive ad server in a closed loop (bidding/closed_loop.py),
 cost per weighted interaction measured on what paid viewers really did in the
 room. The limit it is compared with is the same loop with r_cap held at C (no
 learning from paid viewers' interactions), in the same run.
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bidding.controllers as controllers  # noqa: E402
-from tests.bidding.closed_loop import Scenario, run  # noqa: E402
+from bidding.closed_loop import Scenario, run  # noqa: E402
 
 
 def measure(cap: float, seeds: int, strategy: str) -> dict:

@@ -26,8 +26,8 @@ from highlight.features import audio_signals
 from highlight.media import ffmpeg_exe, probe
 from highlight.pipeline import find_highlights
 from highlight.synth_video import add_video
-from streams.session import open_session
-from streams.synth import synth_session
+from sessions.folder import open_session
+from sessions.synth import synth_session
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from highlight.camera_set import add_camera_video  # noqa: E402
 from highlight.media import ffmpeg_exe  # noqa: E402
-from streams.synth import synth_session  # noqa: E402
+from sessions.synth import synth_session  # noqa: E402
 
 GOALS = {6.0: 1.0, 20.0: 0.5}
 

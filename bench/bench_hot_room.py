@@ -1,7 +1,7 @@
 """One hot room on a real broker: 1M viewers online, 10k events/s offered.
 
 Starts a broker (scripts/kafka.sh) and one ``liveroom worker``, then offers a
-synthetic hot room (``streams.synth.hot_room_session``: 1M distinct viewers
+synthetic hot room (``sessions.synth.hot_room_session``: 1M distinct viewers
 entering, 5% leaving, likes and comments) in real time, in envelopes. Samples
 the consumer lag (events produced minus events committed) every half second.
 Prints: events/s offered and processed, the worst lag and the lag once the
@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.kafka_runs import fresh_broker, worker_process  # noqa: E402
-from streams.kafka_io import produce_session  # noqa: E402
-from streams.kafka_topics import EVENTS, ROOM_METRICS, KafkaConfig, create_topics  # noqa: E402
-from streams.session import open_session  # noqa: E402
-from streams.synth import hot_room_session  # noqa: E402
+from liveroom.kafka.io import produce_session  # noqa: E402
+from liveroom.kafka.topics import EVENTS, ROOM_METRICS, KafkaConfig, create_topics  # noqa: E402
+from sessions.folder import open_session  # noqa: E402
+from sessions.synth import hot_room_session  # noqa: E402
 
 CHANGELOGS = ("bench-room-state-changelog", "bench-room-parts-changelog")
 
@@ -101,7 +101,7 @@ def expected_last(session):
     """The embedded replay's last snapshot of the same session."""
     from streams.config import CoreConfig
     from streams.core import StreamCore
-    from streams.session import LineReader
+    from sessions.folder import LineReader
 
     core = StreamCore(CoreConfig())
     for lines in LineReader(session.events_path).chunks():

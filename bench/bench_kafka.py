@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.kafka_runs import fresh_broker, worker_process  # noqa: E402
-from streams.kafka_io import produce_session  # noqa: E402
-from streams.kafka_topics import EVENTS, KafkaConfig, create_topics  # noqa: E402
-from streams.session import open_session  # noqa: E402
-from streams.synth import synth_session  # noqa: E402
+from liveroom.kafka.io import produce_session  # noqa: E402
+from liveroom.kafka.topics import EVENTS, KafkaConfig, create_topics  # noqa: E402
+from sessions.folder import open_session  # noqa: E402
+from sessions.synth import synth_session  # noqa: E402
 
 
 async def raw_consume(bootstrap: str, total: int) -> float:

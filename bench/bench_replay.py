@@ -21,9 +21,9 @@ from streams.config import CoreConfig
 import msgspec
 
 from streams.events import AnyEvent
-from streams.replay import replay_session
-from streams.session import LineReader, open_session
-from streams.synth import synth_session
+from liveroom.embedded.replay import replay_session
+from sessions.folder import LineReader, open_session
+from sessions.synth import synth_session
 
 
 def decode_only(path: Path) -> tuple[int, float]:

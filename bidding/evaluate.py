@@ -28,7 +28,7 @@ import numpy as np
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from streams.models import Campaign, RoomMetrics
-from streams.session import LineReader, Session
+from sessions.folder import LineReader, Session
 
 from .controllers import Bidder
 from .market import Episode, MarketConfig, build_episode, hindsight, run_episode, run_static

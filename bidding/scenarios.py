@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from streams.models import Campaign, RoomMetrics, ScheduledMoment
-from streams.session import open_session
+from sessions.folder import open_session
 
 from .market import Episode, MarketConfig, build_episode, hindsight
 
@@ -32,7 +32,7 @@ ROOM_VARIANTS = 4  # synthetic rooms per family; seed s uses room s % 4
 @dataclass(frozen=True)
 class Family:
     name: str
-    shape: str | None  # synthetic room shape (streams.synth.SHAPES); None: the sample session
+    shape: str | None  # synthetic room shape (sessions.synth.SHAPES); None: the sample session
     budget_factor: float = 1.0
     cap_spend_share: float | None = None  # C set so the hindsight bound spends this share of the budget
     planned_length: float = 1.0  # the campaign's planned duration over the room's real length
@@ -79,7 +79,7 @@ class Case:
 @lru_cache(maxsize=64)
 def room(shape: str | None, variant: int, minutes: float) -> tuple[tuple[RoomMetrics, ...], Campaign]:
     """Snapshots and campaign of a family's room (cached: the streams core runs once per room)."""
-    from streams.synth import synth_session
+    from sessions.synth import synth_session
 
     from .evaluate import session_metrics
 

@@ -250,7 +250,7 @@ def add_clip_events(folder, *, seed: int, days: int) -> None:
 
     import msgspec
 
-    from streams.session import SESSION_FILE, open_session
+    from sessions.folder import SESSION_FILE, open_session
 
     info = open_session(Path(folder)).info
     name = write_clip_events(folder, seed=seed, days=days, room=info.room_id, start=info.start)

@@ -8,7 +8,7 @@ with claps; one-signal decoys (the cyclists over a calm sound, claps and music
 over the calm picture). Variants make a moment **darker** than the room, or
 **quieter** (the host stops, the music is low), or keep the host **talking**
 through it. The events, labels and timings are a synthetic session's
-(:func:`streams.synth.synth_session`), so the audience reacts with its lag.
+(:func:`sessions.synth.synth_session`), so the audience reacts with its lag.
 
 The short clips are looped forward then backward (no jump where a loop
 restarts), scaled to one size and encoded in segments that are joined without
@@ -162,7 +162,7 @@ def add_camera_video(folder: Path, *, media: Path, seed: int = 0, variants: tupl
                      size: tuple[int, int] = (WIDTH, HEIGHT), fps: int = FPS) -> Path:
     """Render ``video.mp4`` for a synthetic session folder from its labels (its
     moments take ``variants`` in turn) and name it in ``session.json``."""
-    from streams.session import SESSION_FILE, SessionInfo
+    from sessions.folder import SESSION_FILE, SessionInfo
 
     folder = Path(folder)
     info = msgspec.json.decode((folder / SESSION_FILE).read_bytes(), type=SessionInfo)

@@ -263,7 +263,7 @@ INTERACTION_WEIGHTS = {"comment": 1.0, "like": 0.3, "share": 2.0, "follow": 1.0,
 def interaction_curve(events_path: Path, room_id: str, t0: float, seconds: int) -> np.ndarray:
     """Weighted interactions per second of the room, from its events file."""
     from streams.events import EventDecoder, Rejected
-    from streams.session import LineReader
+    from sessions.folder import LineReader
 
     dec = EventDecoder()
     curve = np.zeros(seconds)

@@ -150,7 +150,7 @@ def add_video(folder: str | Path, *, seed: int = 0, width: int = 320, height: in
     name it in ``session.json``."""
     import msgspec
 
-    from streams.session import SESSION_FILE, SessionInfo
+    from sessions.folder import SESSION_FILE, SessionInfo
 
     folder = Path(folder)
     info = msgspec.json.decode((folder / SESSION_FILE).read_bytes(), type=SessionInfo)

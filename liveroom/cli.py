@@ -14,9 +14,9 @@ from pathlib import Path
 
 import click
 
-from streams.session import SessionError, open_session
+from sessions.folder import SessionError, open_session
 
-from .output_folder import OutputFolderError
+from liveroom.embedded.output_folder import OutputFolderError
 from .settings import Settings, setting_error
 
 
@@ -78,8 +78,8 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
     sess = _open(session)
     show = sys.stderr.isatty() if progress is None else progress
     if bootstrap:
-        from streams.kafka_io import produce_session
-        from streams.kafka_topics import create_topics
+        from liveroom.kafka.io import produce_session
+        from liveroom.kafka.topics import create_topics
 
         config = settings.kafka_config(bootstrap)
         create_topics(config)
@@ -90,8 +90,8 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
         if counts["file_error"]:
             click.echo(f"warning: {counts['file_error'][1]}", err=True)
         if sess.clip_events_path is not None:
-            from streams.kafka_io import produce_lines
-            from streams.kafka_topics import CLIP_EVENTS
+            from liveroom.kafka.io import produce_lines
+            from liveroom.kafka.topics import CLIP_EVENTS
 
             clip = produce_lines(sess.clip_events_path, CLIP_EVENTS, config, limits=settings.read_limits(),
                                  room=sess.info.room_id)
@@ -99,7 +99,7 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
             if clip["file_error"]:
                 click.echo(f"warning: {clip['file_error'][1]}", err=True)
         return
-    from .embedded import run_embedded
+    from liveroom.embedded.run import run_embedded
 
     result = run_embedded(sess, out_dir, settings, progress=show, report=report)
     s, t = result.summary, result.phases_s
@@ -127,7 +127,7 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
 def worker(bootstrap: str | None, loglevel: str) -> None:
     """Run the Faust worker: room state, metrics, moments, bid decisions, and its web pages
     (creates the topics first)."""
-    from .worker import PortInUse, run_worker
+    from liveroom.kafka.worker import PortInUse, run_worker
 
     try:
         run_worker(bootstrap, loglevel)
@@ -139,7 +139,7 @@ def worker(bootstrap: str | None, loglevel: str) -> None:
 @click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 def topics(bootstrap: str | None) -> None:
     """Create the data contract's topics with the configured partition count."""
-    from streams.kafka_topics import create_topics
+    from liveroom.kafka.topics import create_topics
 
     created = create_topics(Settings().kafka_config(bootstrap))
     click.echo(f"created: {', '.join(created) or 'nothing (all exist)'}")
@@ -157,7 +157,7 @@ def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bo
          max_messages: int | None) -> None:
     """Print TOPIC's messages as readable lines (events, campaigns, room-metrics, moments, bid-decisions, clips,
     dead-letters, clip-events, clip-stats, promotions; the liveroom. prefix is optional)."""
-    from .tail import tail as follow, topic_name
+    from liveroom.kafka.tail import tail as follow, topic_name
 
     try:
         name = topic_name(topic)
@@ -179,7 +179,7 @@ def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bo
 @click.option("--latest", is_flag=True, help="Only events produced from now on (default: from the beginning).")
 def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float, latest: bool) -> None:
     """Capture a live room's events from Kafka into a session folder OUT_DIR."""
-    from streams.kafka_io import record_room
+    from liveroom.kafka.io import record_room
 
     try:
         rec = record_room(Settings().kafka_config(bootstrap), room, out_dir, from_beginning=not latest,
@@ -212,7 +212,7 @@ def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float,
 def synth(out_dir: Path, minutes: float, seed: int, rooms: int, lag_s: float, shape: str, compress: bool,
           video: bool, size: str, fps: int, clip_days: int) -> None:
     """Write a synthetic session with planted moments (and decoys) to OUT_DIR."""
-    from streams.synth import synth_session
+    from sessions.synth import synth_session
 
     folder = synth_session(out_dir, minutes=minutes, seed=seed, rooms=rooms, lag_s=lag_s, shape=shape,
                            compress=compress)
@@ -304,7 +304,7 @@ def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | 
     from highlight.pipeline import cut_clips, find_highlights
     from highlight.select import SelectionConfig
 
-    from .output_folder import atomic_folder
+    from liveroom.embedded.output_folder import atomic_folder
 
     video, events, session_room, session_t0, sess = _highlight_input(input_path, events)
     selection = SelectionConfig(top_k=top, min_s=min_s, max_s=max(max_s, min_s))
@@ -343,9 +343,9 @@ def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: 
     liveroom.clips."""
     import logging
 
-    from streams.kafka_topics import create_topics
+    from liveroom.kafka.topics import create_topics
 
-    from .highlight_worker import run
+    from liveroom.kafka.highlight_worker import run
 
     # kafka-python says a dozen INFO lines per connection: libraries at WARNING, ours at INFO.
     logging.basicConfig(level=logging.WARNING, format="[%(asctime)s] %(levelname)s %(message)s")
@@ -402,7 +402,7 @@ def evaluate_highlights(path: Path) -> None:
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def report(out_dir: Path) -> None:
     """Redraw report.html of a replay's output folder."""
-    from .report import render_report
+    from liveroom.embedded.report import render_report
 
     import msgspec
 

@@ -11,8 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cliploop.models import ClipLoopConfig
 from streams.config import CoreConfig
-from streams.kafka_topics import KafkaConfig
-from streams.session import ReadLimits
+from liveroom.kafka.topics import KafkaConfig
+from sessions.folder import ReadLimits
 from streams.surge import SurgeConfig
 
 

@@ -17,8 +17,8 @@ from typing import Iterator
 
 import msgspec
 
-from .events import BlankLines, EpochSeconds, Ident, LongInput
-from .models import Campaign
+from streams.events import BlankLines, EpochSeconds, Ident, LongInput
+from streams.models import Campaign
 
 SESSION_FILE = "session.json"
 _CHUNK = 1 << 20  # bytes of data handed on per step

@@ -25,8 +25,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from .models import Campaign, McbSettings, RampSettings, ScheduledMoment
-from .session import SESSION_FILE, SessionFiles, SessionInfo
+from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
+from sessions.folder import SESSION_FILE, SessionFiles, SessionInfo
 
 DEFAULT_START = 1_780_000_000.0  # a fixed epoch keeps outputs reproducible
 

@@ -28,7 +28,7 @@ Who makes an event late. Only the room's own clock: an event is ``late`` when
 the room's own newest event time had already closed its tick. Ticks can also be
 closed by something else: the end of the input, a Kafka partition whose event
 time has moved on while this room was quiet, or a partition gone idle (see
-``streams/kafka_app.py``). Such a close publishes the tick without waiting, and
+``liveroom/kafka/app.py``). Such a close publishes the tick without waiting, and
 the tick *reopens*: an event for it that comes afterwards is counted in the
 room's first open tick (its totals are exact; only the per-tick rates place it
 one tick later). Reopening reaches back as far as event ids are remembered, so a

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.synth import synth_session
+from sessions.synth import synth_session
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "sample-session"

@@ -147,7 +147,7 @@ def test_a_learned_pull_model_changes_which_clips_the_highlight_module_cuts(samp
     from cliploop.learn import PullModel
     from highlight.pipeline import find_highlights
     from highlight.select import SelectionConfig
-    from streams.session import open_session
+    from sessions.folder import open_session
 
     s = open_session(sample_session)
     args = dict(events=s.events_path, room_id=s.info.room_id, t0=s.info.start, selection=SelectionConfig(top_k=1))

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("streams", "bidding", "cliploop", "highlight", "liveroom")
+PACKAGES = ("streams", "sessions", "bidding", "cliploop", "highlight", "liveroom")
 # call -> index of its reason argument
 REASON_ARG = {"Rejected": 0, "_reject": 1, "reject_input": 2, "dead_letter": 1, "refuse": 1}
 

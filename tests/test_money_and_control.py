@@ -14,8 +14,8 @@ import pytest
 
 from cliploop.core import ClipLoopCore
 from cliploop.models import ClipLoopConfig
-from liveroom.tail import format_message
-from streams.kafka_topics import CAMPAIGNS, DEAD_LETTERS, EVENTS
+from liveroom.kafka.tail import format_message
+from liveroom.kafka.topics import CAMPAIGNS, DEAD_LETTERS, EVENTS
 
 from .test_cli_errors import assert_user_error, liveroom, small_session
 

@@ -9,9 +9,9 @@ import msgspec
 from click.testing import CliRunner
 
 from liveroom.cli import main
-from liveroom.report import clock
+from liveroom.embedded.report import clock
 from streams.models import Moment
-from streams.replay import read_jsonl
+from liveroom.embedded.replay import read_jsonl
 
 from .browser import chromium
 

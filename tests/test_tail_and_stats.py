@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from highlight.pipeline import copy_span
-from liveroom.tail import format_message, topic_name
-from streams.kafka_topics import ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, EVENTS, ROOM_METRICS
+from liveroom.kafka.tail import format_message, topic_name
+from liveroom.kafka.topics import ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, EVENTS, ROOM_METRICS
 from streams.models import DeadLetter
 from streams.room_parts import presence_key, segment_key
-from streams.worker_stats import PartsSize
+from liveroom.kafka.stats import PartsSize
 
 
 def test_topic_names_short_or_full():
@@ -103,7 +103,7 @@ def test_only_aiokafkas_retried_startup_errors_are_demoted():
 
     from aiokafka.errors import GroupAuthorizationFailedError, GroupCoordinatorNotAvailableError
 
-    from liveroom.worker import Transient
+    from liveroom.kafka.worker import Transient
 
     f = Transient("liveroom")
 
@@ -123,7 +123,7 @@ def test_only_aiokafkas_retried_startup_errors_are_demoted():
 
 def test_rooms_lists_only_the_busiest_but_every_room_is_reachable():
     from streams.models import RoomMetrics
-    from streams.worker_stats import WorkerStats
+    from liveroom.kafka.stats import WorkerStats
 
     stats = WorkerStats()
     base = dict(ts=1.0, peak_online=0, organic_entries_per_min=0.0, paid_entries_per_min=0.0, interactions_per_min={},

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.replay import JsonLinesWriter
-from streams.session import LineReader, ReadLimits
+from liveroom.embedded.replay import JsonLinesWriter
+from sessions.folder import LineReader, ReadLimits
 
-from .core import ClipLoopCore
-from .learn import fit
-from .models import ClipLoopConfig
+from cliploop.core import ClipLoopCore
+from cliploop.learn import fit
+from cliploop.models import ClipLoopConfig
 
 CLIP_STATS_FILE = "clip-stats.jsonl"
 PROMOTIONS_FILE = "promotions.jsonl"

@@ -18,12 +18,12 @@ from typing import Callable, Sequence
 
 import msgspec
 
-from .config import CoreConfig
-from .core import StreamCore
-from .models import DeadLetter, Moment, RoomMetrics
-from .room import N_KINDS, ORGANIC, PAID
-from .events import INTERACTION_KINDS
-from .session import LineReader, ReadLimits, Session
+from streams.config import CoreConfig
+from streams.core import StreamCore
+from streams.models import DeadLetter, Moment, RoomMetrics
+from streams.room import N_KINDS, ORGANIC, PAID
+from streams.events import INTERACTION_KINDS
+from sessions.folder import LineReader, ReadLimits, Session
 
 METRICS_FILE = "room-metrics.jsonl"
 MOMENTS_FILE = "moments.jsonl"

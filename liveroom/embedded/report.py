@@ -32,9 +32,9 @@ import msgspec
 
 from bidding.run_of_show import windows
 from streams.models import Campaign, Moment, RoomMetrics
-from streams.replay import METRICS_FILE, MOMENTS_FILE, ROOMS_FILE, SUMMARY_FILE, read_jsonl
+from liveroom.embedded.replay import METRICS_FILE, MOMENTS_FILE, ROOMS_FILE, SUMMARY_FILE, read_jsonl
 
-from .output_folder import safe_name
+from liveroom.embedded.output_folder import safe_name
 
 REPORT_FILE = "report.html"
 BID_DECISIONS = "bid-decisions.jsonl"
@@ -287,7 +287,7 @@ def _pull_figure(rows_by_clip: dict[str, list], top: list[str]) -> str:
 
 def _clip_loop_section(out: Path, currency: str) -> str:
     from cliploop.models import ClipStats, Promotion
-    from cliploop.replay import CLIP_STATS_FILE, PROMOTIONS_FILE, PULL_MODEL_FILE
+    from liveroom.embedded.clip_replay import CLIP_STATS_FILE, PROMOTIONS_FILE, PULL_MODEL_FILE
 
     stats = read_jsonl(out / CLIP_STATS_FILE, ClipStats)
     promotions = read_jsonl(out / PROMOTIONS_FILE, Promotion)

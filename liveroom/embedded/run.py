@@ -12,11 +12,11 @@ import msgspec
 
 from bidding.live import LiveBidding
 from streams.models import Campaign, no_campaign
-from streams.replay import RUN_FILE, JsonLinesWriter, replay_session
-from streams.session import Session
+from liveroom.embedded.replay import RUN_FILE, JsonLinesWriter, replay_session
+from sessions.folder import Session
 
-from .output_folder import atomic_folder
-from .settings import Settings
+from liveroom.embedded.output_folder import atomic_folder
+from liveroom.settings import Settings
 
 BID_DECISIONS_FILE = "bid-decisions.jsonl"
 CAMPAIGN_FILE = "campaign.json"  # the session's campaign as replayed, or null
@@ -44,7 +44,7 @@ class EmbeddedResult:
 def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progress: bool = False,
                  report: bool = True) -> EmbeddedResult:
     """Everything is written into a folder beside ``out_dir`` that replaces it at
-    the end (see :mod:`liveroom.output_folder`): a killed run leaves the previous
+    the end (see :mod:`liveroom.embedded.output_folder`): a killed run leaves the previous
     outputs whole, and ``out_dir`` may not be or hold the session's own files."""
     inputs = [session.folder / "session.json", session.events_path, session.video_path, session.labels_path]
     with atomic_folder(out_dir, protect=[p for p in inputs if p is not None]) as tmp:
@@ -74,7 +74,7 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
     loop = None
     if session.clip_events_path is not None:
         began = time.perf_counter()
-        from cliploop.replay import replay_clip_events
+        from liveroom.embedded.clip_replay import replay_clip_events
 
         loop = replay_clip_events(session.clip_events_path, out_dir, settings.clip_loop_config(),
                                   limits=settings.read_limits(), room=session.info.room_id)
@@ -89,7 +89,7 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
     (out_dir / CAMPAIGN_FILE).write_bytes(msgspec.json.encode(campaign) + b"\n")
     if report:
         began = time.perf_counter()
-        from .report import render_report
+        from liveroom.embedded.report import render_report
 
         render_report(out_dir)
         phases["report"] = time.perf_counter() - began

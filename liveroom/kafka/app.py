@@ -51,12 +51,12 @@ import msgspec
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP
 
-from .config import CoreConfig
-from .core import StreamCore
-from .kafka_topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
-from .room import RoomProcessor, RoomState
-from .room_parts import assemble, presence_key, split
-from .worker_stats import WorkerStats
+from streams.config import CoreConfig
+from streams.core import StreamCore
+from liveroom.kafka.topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
+from streams.room import RoomProcessor, RoomState
+from streams.room_parts import assemble, presence_key, split
+from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
 STATE_TABLE = "room-state"

@@ -20,9 +20,9 @@ import msgspec
 
 from bidding.live import LiveBidding, decode_bidding, encode_bidding
 from streams.core import dead_letter
-from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, ROOM_METRICS, KafkaConfig
+from liveroom.kafka.topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, ROOM_METRICS, KafkaConfig
 from streams.models import Campaign, RoomMetrics, no_campaign
-from streams.worker_stats import WorkerStats
+from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
 _metrics = msgspec.json.Decoder(RoomMetrics)

@@ -27,7 +27,7 @@ import msgspec
 
 from cliploop.core import ClipLoopCore
 from cliploop.models import ClipLoopConfig, RoomClips
-from streams.kafka_topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS, KafkaConfig
+from liveroom.kafka.topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS, KafkaConfig
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode

@@ -16,7 +16,7 @@ kafka-python loop; offsets are committed after each poll's work is out. A room
 whose recording is missing or unreadable gets a manifest with the error instead
 of clips.
 
-Room ids are data, never paths: ``<room>`` is :func:`~liveroom.output_folder.safe_name`
+Room ids are data, never paths: ``<room>`` is :func:`~liveroom.embedded.output_folder.safe_name`
 of the id (a slug and a hash), and a recording is looked up under that name, or
 under the id itself only when the id is a plain file name (letters, digits,
 ``._-``, not starting with a dot). No message can crash the worker: a message
@@ -37,11 +37,11 @@ from highlight.media import MediaError, probe
 from highlight.pipeline import cut_clips, find_highlights
 from highlight.select import SelectionConfig
 from streams.events import EventDecoder, Rejected, RoomEnd
-from streams.kafka_io import unpack
-from streams.kafka_topics import CLIPS, EVENTS, KafkaConfig
-from streams.session import SessionError, open_session
+from liveroom.kafka.io import unpack
+from liveroom.kafka.topics import CLIPS, EVENTS, KafkaConfig
+from sessions.folder import SessionError, open_session
 
-from .output_folder import atomic_folder, inside, safe_name
+from liveroom.embedded.output_folder import atomic_folder, inside, safe_name
 
 log = logging.getLogger(__name__)
 _PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")

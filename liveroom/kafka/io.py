@@ -16,11 +16,11 @@ from pathlib import Path
 
 import msgspec
 
-from .core import dead_letter
-from .events import BlankLines, LongInput, decode_or_none
-from .kafka_topics import CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig
-from .models import Campaign
-from .session import SESSION_FILE, LineReader, ReadLimits, Session, SessionFiles, SessionInfo
+from streams.core import dead_letter
+from streams.events import BlankLines, LongInput, decode_or_none
+from liveroom.kafka.topics import CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig
+from streams.models import Campaign
+from sessions.folder import SESSION_FILE, LineReader, ReadLimits, Session, SessionFiles, SessionInfo
 
 
 class _Routing(msgspec.Struct):

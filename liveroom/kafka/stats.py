@@ -2,7 +2,7 @@
 its Prometheus metrics and its progress line.
 
 Plain counters, no I/O and no Faust: the rooms runtime and the bidding agent
-record into one :class:`WorkerStats`; ``liveroom/worker_web.py`` turns it into
+record into one :class:`WorkerStats`; ``liveroom/kafka/web.py`` turns it into
 ``/metrics``, ``/rooms`` and the dashboard. Counts of inputs and dead letters are
 the core's own accounting (one source of truth), not a second tally.
 """

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 
 import msgspec
 
-from streams.kafka_io import unpack
-from streams.kafka_topics import (ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, CLIP_EVENTS, CLIP_STATS, CLIPS, DEAD_LETTERS,
+from liveroom.kafka.io import unpack
+from liveroom.kafka.topics import (ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, CLIP_EVENTS, CLIP_STATS, CLIPS, DEAD_LETTERS,
                                   EVENTS, MOMENTS, PROMOTIONS, ROOM_METRICS, KafkaConfig)
 
 _json = msgspec.json.Decoder().decode

@@ -13,7 +13,7 @@
 * ``/dashboard``: one page that reads ``/status`` and ``/rooms`` every two
   seconds and shows them; no build step, no external script.
 
-Everything read here comes from :class:`streams.worker_stats.WorkerStats` and the
+Everything read here comes from :class:`liveroom.kafka.stats.WorkerStats` and the
 core's own accounting, so the pages and the progress line never disagree.
 """
 
@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
 
-from streams.kafka_app import RoomsRuntime
+from liveroom.kafka.app import RoomsRuntime
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 

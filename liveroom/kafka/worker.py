@@ -17,16 +17,16 @@ import socket
 
 import faust
 
-from streams.kafka_app import create_app
-from streams.kafka_topics import create_topics
+from liveroom.kafka.app import create_app
+from liveroom.kafka.topics import create_topics
 
-from .kafka_bidding import add_bidding
-from .kafka_clips import add_clip_loop
-from .settings import Settings
-from .worker_web import add_pages
+from liveroom.kafka.bidding import add_bidding
+from liveroom.kafka.clips import add_clip_loop
+from liveroom.settings import Settings
+from liveroom.kafka.web import add_pages
 
 OURS = ("streams", "liveroom", "bidding", "highlight")
-log = logging.getLogger("liveroom.worker")
+log = logging.getLogger("liveroom.kafka.worker")
 
 
 class Transient(logging.Filter):

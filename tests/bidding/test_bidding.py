@@ -18,7 +18,7 @@ from bidding.market import Episode, MarketConfig, build_episode, hindsight, impr
 from bidding.models import FAST_RAMP, Observation
 from bidding.run_of_show import windows
 from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
-from streams.session import open_session
+from sessions.folder import open_session
 
 
 @pytest.fixture(scope="module")

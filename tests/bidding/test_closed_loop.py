@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from streams.config import CoreConfig
 
-from .closed_loop import Scenario, run
+from bidding.closed_loop import Scenario, run
 
 EXAMPLES = int(os.environ.get("LIVEROOM_CLOSED_LOOP_EXAMPLES", "300"))
 

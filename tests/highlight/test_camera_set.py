@@ -14,8 +14,8 @@ import pytest
 from highlight.camera_set import add_camera_video
 from highlight.pipeline import find_highlights, score_clips
 from highlight.select import FusionWeights, SelectionConfig, fuse, select_clips
-from streams.session import open_session
-from streams.synth import synth_session
+from sessions.folder import open_session
+from sessions.synth import synth_session
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ from highlight.media import MediaError, ffmpeg_exe, gray_frames, probe
 from highlight.pipeline import cut_clips, find_highlights, score_clips
 from highlight.synth_video import add_video
 from liveroom.cli import main
-from streams.session import open_session
-from streams.synth import synth_session
+from sessions.folder import open_session
+from sessions.synth import synth_session
 
 
 @pytest.fixture(scope="module")

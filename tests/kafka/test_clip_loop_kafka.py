@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from cliploop.replay import CLIP_STATS_FILE, PROMOTIONS_FILE
+from liveroom.embedded.clip_replay import CLIP_STATS_FILE, PROMOTIONS_FILE
 from liveroom.cli import main
-from streams.kafka_topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS
+from liveroom.kafka.topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS
 
 from .harness import Worker, read_topic, wait_for
 

@@ -14,10 +14,10 @@ import msgspec
 import pytest
 
 from bidding.models import BidDecision
-from streams.kafka_topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig, create_topics
+from liveroom.kafka.topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig, create_topics
 from streams.models import Campaign, McbSettings, RampSettings, ScheduledMoment
 
-from ..bidding.closed_loop import T0, AdServer, room_events
+from bidding.closed_loop import T0, AdServer, room_events
 from .harness import Worker, read_topic
 
 pytestmark = pytest.mark.kafka

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.kafka_topics import BID_DECISIONS, CLIPS, ROOM_METRICS
-from streams.session import open_session
+from liveroom.kafka.topics import BID_DECISIONS, CLIPS, ROOM_METRICS
+from sessions.folder import open_session
 
 from .harness import free_port, read_topic, wait_for
 from .test_kafka_runtime import embedded

@@ -9,15 +9,15 @@ import msgspec
 import pytest
 
 from streams.config import CoreConfig
-from streams.kafka_io import produce_session
-from liveroom.embedded import run_embedded
-from liveroom.output_folder import safe_name
+from liveroom.kafka.io import produce_session
+from liveroom.embedded.run import run_embedded
+from liveroom.embedded.output_folder import safe_name
 from liveroom.settings import Settings
-from streams.kafka_app import FetchedMessage, fetch_range, offset_gaps
-from streams.kafka_topics import BID_DECISIONS, DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig, create_topics
+from liveroom.kafka.app import FetchedMessage, fetch_range, offset_gaps
+from liveroom.kafka.topics import BID_DECISIONS, DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig, create_topics
 from streams.models import DeadLetter, Moment, RoomMetrics
-from streams.replay import read_jsonl, replay_session
-from streams.session import open_session
+from liveroom.embedded.replay import read_jsonl, replay_session
+from sessions.folder import open_session
 
 from .harness import Worker, by_room_and_tick, decode_all, latest_per_room, read_topic, wait_for
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from streams.kafka_topics import DEAD_LETTERS, ROOM_METRICS, KafkaConfig, create_topics
+from liveroom.kafka.topics import DEAD_LETTERS, ROOM_METRICS, KafkaConfig, create_topics
 from streams.models import DeadLetter, RoomMetrics
-from streams.session import open_session
-from streams.synth import hot_room_session
+from sessions.folder import open_session
+from sessions.synth import hot_room_session
 
 from .harness import CpuBurner, Worker, by_room_and_tick, decode_all, latest_per_room, read_topic, wait_for
 from .test_kafka_runtime import _produce_in_background, _summary_totals, _totals, embedded, wait_for_metrics

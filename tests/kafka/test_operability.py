@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from liveroom.cli import main
-from streams.kafka_io import produce_session
-from streams.kafka_topics import BID_DECISIONS, DEAD_LETTERS, EVENTS, KafkaConfig, create_topics
+from liveroom.kafka.io import produce_session
+from liveroom.kafka.topics import BID_DECISIONS, DEAD_LETTERS, EVENTS, KafkaConfig, create_topics
 from streams.models import RoomMetrics
-from streams.replay import read_jsonl
-from streams.session import open_session
+from liveroom.embedded.replay import read_jsonl
+from sessions.folder import open_session
 
 from ..browser import chromium
 from .harness import Worker, read_topic, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streams.config import CoreConfig
 from streams.core import StreamCore
-from streams.kafka_io import Envelopes, unpack
+from liveroom.kafka.io import Envelopes, unpack
 
 from .helpers import T0, ev
 

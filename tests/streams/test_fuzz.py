@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from streams.events import EVENT_TYPES, BlankLines
-from streams.session import LineReader, ReadLimits, SessionError, open_session
+from sessions.folder import LineReader, ReadLimits, SessionError, open_session
 
 EXAMPLES = int(os.environ.get("LIVEROOM_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))

@@ -16,8 +16,8 @@ import pytest
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from streams.models import DeadLetter, RoomMetrics
-from streams.replay import read_jsonl, replay_session
-from streams.session import LineReader, ReadLimits, SessionError, open_session
+from liveroom.embedded.replay import read_jsonl, replay_session
+from sessions.folder import LineReader, ReadLimits, SessionError, open_session
 
 T0 = 1_780_000_000.0
 enc = msgspec.json.encode
@@ -210,7 +210,7 @@ def test_session_json_limits_and_damage_are_one_clear_error(tmp_path):
 
 
 def test_room_ids_never_become_paths_in_the_embedded_replay(tmp_path):
-    from liveroom.embedded import run_embedded
+    from liveroom.embedded.run import run_embedded
     from liveroom.settings import Settings
 
     hostile = ["../../victim", "/tmp/victim", "a\x00b", "..", "x" * 128]

@@ -11,8 +11,8 @@ import pytest
 
 from streams.config import CoreConfig
 from streams.models import DeadLetter, Moment, RoomMetrics
-from streams.replay import read_jsonl, replay_session
-from streams.session import LineReader, SessionError, open_session
+from liveroom.embedded.replay import read_jsonl, replay_session
+from sessions.folder import LineReader, SessionError, open_session
 
 OUTPUTS = ("room-metrics.jsonl", "moments.jsonl", "dead-letters.jsonl", "summary.json")
 

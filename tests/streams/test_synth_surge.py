@@ -8,9 +8,9 @@ import pytest
 
 from streams.config import CoreConfig
 from streams.models import Moment
-from streams.replay import read_jsonl, replay_session
-from streams.session import open_session
-from streams.synth import synth_session
+from liveroom.embedded.replay import read_jsonl, replay_session
+from sessions.folder import open_session
+from sessions.synth import synth_session
 
 
 def test_same_seed_same_bytes(tmp_path):
