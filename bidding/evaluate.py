@@ -25,14 +25,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from streams.config import CoreConfig
-from streams.core import StreamCore
 from streams.models import Campaign, RoomMetrics
-from sessions.folder import LineReader, Session
 
 from .controllers import Bidder
 from .market import Episode, MarketConfig, build_episode, hindsight, run_episode, run_static
-from .scenarios import FAMILIES, Case, Family, cases
+from .scenarios import FAMILIES, Case, Family, cases, session_metrics
 
 _WRONG_SHOW = {f.name for f in FAMILIES if f.run_of_show != "exact"}
 
@@ -41,19 +38,6 @@ BEST_FIXED = "best fixed bid"
 BEST_MULTIPLIER = "best multiplier"
 HINDSIGHT_BASELINES = (BEST_FIXED, BEST_MULTIPLIER)
 GRID = np.exp(np.linspace(np.log(1e-3), np.log(1e3), 97))  # relative bid levels the hindsight baselines try
-
-
-def session_metrics(session: Session, config: CoreConfig | None = None) -> list[RoomMetrics]:
-    """Snapshots of the session's main room, from the streams core."""
-    core = StreamCore(config or CoreConfig())
-    for lines in LineReader(session.events_path).chunks():
-        core.feed_many(lines)
-    core.flush()
-    metrics, _, _ = core.drain()
-    room = [m for m in metrics if m.room_id == session.info.room_id]
-    if not room:
-        raise ValueError(f"session {session.name} has no snapshots of room {session.info.room_id}")
-    return room
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from sessions.folder import LineReader, Session, open_session
+from streams.config import CoreConfig
+from streams.core import StreamCore
 from streams.models import Campaign, RoomMetrics, ScheduledMoment
-from sessions.folder import open_session
 
 from .market import Episode, MarketConfig, build_episode, hindsight
 
@@ -76,12 +78,23 @@ class Case:
     episode: Episode
 
 
+def session_metrics(session: Session, config: CoreConfig | None = None) -> list[RoomMetrics]:
+    """Snapshots of the session's main room, from the streams core."""
+    core = StreamCore(config or CoreConfig())
+    for lines in LineReader(session.events_path).chunks():
+        core.feed_many(lines)
+    core.flush()
+    metrics, _, _ = core.drain()
+    room = [m for m in metrics if m.room_id == session.info.room_id]
+    if not room:
+        raise ValueError(f"session {session.name} has no snapshots of room {session.info.room_id}")
+    return room
+
+
 @lru_cache(maxsize=64)
 def room(shape: str | None, variant: int, minutes: float) -> tuple[tuple[RoomMetrics, ...], Campaign]:
     """Snapshots and campaign of a family's room (cached: the streams core runs once per room)."""
     from sessions.synth import synth_session
-
-    from .evaluate import session_metrics
 
     if shape is None:
         session = open_session(SAMPLE)
