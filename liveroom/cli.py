@@ -179,19 +179,28 @@ def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bo
 @click.option("--latest", is_flag=True, help="Only events produced from now on (default: from the beginning).")
 def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float, latest: bool) -> None:
     """Capture a live room's events from Kafka into a session folder OUT_DIR."""
+    import signal
+
     from liveroom.kafka.io import record_room
 
+    def stop(signum, frame):  # noqa: ARG001 - SIGTERM ends a recording as Ctrl-C does: the folder is kept whole
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         rec = record_room(Settings().kafka_config(bootstrap), room, out_dir, from_beginning=not latest,
                           idle_timeout_s=idle_timeout)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if rec.campaign is not None:
         currency = f" {rec.campaign.currency}" if rec.campaign.currency else ""
         click.echo(f"campaign: budget {rec.campaign.total_budget:g}{currency}, from liveroom.campaigns")
     else:
         click.echo(f"campaign: none ({rec.campaign_note}); a replay of this folder bids with a zero budget")
-    click.echo(f"{rec.events} events of room {room} recorded to {rec.folder}/")
+    clips = f" and {rec.clip_events} clip events" if rec.clip_events else ""
+    click.echo(f"{rec.events} events{clips} of room {room} recorded to {rec.folder}/")
 
 
 @main.command()

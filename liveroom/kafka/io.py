@@ -10,6 +10,7 @@ into a session folder that ``liveroom replay`` accepts.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,7 @@ class Recording:
     events: int
     campaign: Campaign | None
     campaign_note: str
+    clip_events: int = 0
 
 
 def read_campaign(config: KafkaConfig, room_id: str, *, topic: str = CAMPAIGNS,
@@ -237,50 +239,92 @@ def read_campaign(config: KafkaConfig, room_id: str, *, topic: str = CAMPAIGNS,
 def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: str = EVENTS,
                 from_beginning: bool = True, idle_timeout_s: float = 10.0,
                 max_seconds: float | None = None) -> Recording:
-    """Capture one room's events, and its campaign from ``liveroom.campaigns``,
-    into a session folder. Stops at the room's ``room_end`` once nothing more
-    arrives, after ``idle_timeout_s`` without a message, or after ``max_seconds``.
-    A room without a (valid) campaign is recorded without one: replaying it bids
-    with a zero budget, never a default one."""
+    """Capture one room's events and clip events, and its campaign from
+    ``liveroom.campaigns``, into a session folder. Stops at the room's
+    ``room_end`` once nothing more arrives, after ``idle_timeout_s`` without a
+    message, after ``max_seconds``, or on ``KeyboardInterrupt`` (Ctrl-C; the CLI
+    turns SIGTERM into one too): whatever stops it, the folder is a session
+    ``liveroom replay`` accepts. ``session.json`` is written as soon as the first
+    event is in and rewritten (atomically: a whole file or the previous one) as
+    the recording grows; the events are flushed with it. A room without a
+    (valid) campaign is recorded without one: replaying it bids with a zero
+    budget, never a default one. Nothing is left behind when nothing was
+    recorded (an unreachable broker, a room with no events): the folder is
+    removed if this call made it."""
     from kafka import KafkaConsumer
 
+    from liveroom.kafka.topics import CLIP_EVENTS
+
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False,
+    campaign, note = read_campaign(config, room_id)  # an unreachable broker fails here, before any file
+    consumer = KafkaConsumer(topic, CLIP_EVENTS, group_id=None, enable_auto_commit=False,
                              auto_offset_reset="earliest" if from_beginning else "latest",
                              **config.kafka_python_options())
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
     key = room_id.encode()
-    lo, hi, n = float("inf"), float("-inf"), 0
+    span = [float("inf"), float("-inf")]
+    counts = {"events": 0, "clip_events": 0}
     started = last = time.monotonic()
+    written = 0.0
     ended = False
+
+    def write_info() -> None:
+        if not counts["events"]:
+            return
+        files = SessionFiles(events="events.jsonl", clip_events="clip-events.jsonl" if counts["clip_events"] else None)
+        info = SessionInfo(room_id=room_id, start=span[0], end=span[1], title=f"recorded from {topic}", files=files,
+                           campaign=campaign)
+        tmp = folder / f".{SESSION_FILE}.tmp"
+        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+        tmp.replace(folder / SESSION_FILE)
+
     try:
-        with open(folder / "events.jsonl", "wb") as f:
-            while True:
-                batch = consumer.poll(timeout_ms=500)
-                now = time.monotonic()
-                for records in batch.values():
-                    for rec in records:
-                        last = now
-                        if rec.key != key or not rec.value:
-                            continue
-                        for raw in unpack(rec.value):
-                            # JSON has newlines only as whitespace: one event stays one line.
-                            f.write(raw.replace(b"\n", b" ") + b"\n")
-                            n += 1
-                            _, ts = routing(raw)
-                            if ts is not None:
-                                lo, hi = min(lo, ts), max(hi, ts)
-                        ended = ended or b'"room_end"' in rec.value
-                if (ended and not batch) or now - last > idle_timeout_s:
-                    break
-                if max_seconds is not None and now - started > max_seconds:
-                    break
+        with open(folder / "events.jsonl", "wb") as events, open(folder / "clip-events.jsonl", "wb") as clips:
+            try:
+                while True:
+                    batch = consumer.poll(timeout_ms=500)
+                    now = time.monotonic()
+                    for records in batch.values():
+                        for rec in records:
+                            last = now
+                            if rec.key != key or not rec.value:
+                                continue
+                            is_clip = rec.topic == CLIP_EVENTS
+                            for raw in unpack(rec.value) if not is_clip else [rec.value]:
+                                # JSON has newlines only as whitespace: one event stays one line.
+                                (clips if is_clip else events).write(raw.replace(b"\n", b" ") + b"\n")
+                                counts["clip_events" if is_clip else "events"] += 1
+                                _, ts = routing(raw)
+                                if ts is not None and not is_clip:
+                                    span[0], span[1] = min(span[0], ts), max(span[1], ts)
+                            ended = ended or (not is_clip and b'"room_end"' in rec.value)
+                    if batch and now - written >= 1.0:  # the folder stays a session as it grows
+                        events.flush()
+                        clips.flush()
+                        write_info()
+                        written = now
+                    if (ended and not batch) or now - last > idle_timeout_s:
+                        break
+                    if max_seconds is not None and now - started > max_seconds:
+                        break
+            except KeyboardInterrupt:
+                pass  # Ctrl-C or SIGTERM: what is in is kept, below
+            events.flush()
+            clips.flush()
+            if counts["events"]:
+                campaign, note = read_campaign(config, room_id)  # the newest, as the room ended
+                write_info()
     finally:
         consumer.close()
-    if n == 0:
+        if not counts["clip_events"]:
+            (folder / "clip-events.jsonl").unlink(missing_ok=True)
+        if not counts["events"]:
+            for name in ("events.jsonl", "clip-events.jsonl", SESSION_FILE):
+                (folder / name).unlink(missing_ok=True)
+            if made:
+                shutil.rmtree(folder, ignore_errors=True)
+    if not counts["events"]:
         raise ValueError(f"no events of room {room_id!r} on {topic}")
-    campaign, note = read_campaign(config, room_id)
-    info = SessionInfo(room_id=room_id, start=lo, end=hi, title=f"recorded from {topic}",
-                       files=SessionFiles(events="events.jsonl"), campaign=campaign)
-    (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
-    return Recording(folder=folder, events=n, campaign=campaign, campaign_note=note)
+    return Recording(folder=folder, events=counts["events"], campaign=campaign, campaign_note=note,
+                     clip_events=counts["clip_events"])
