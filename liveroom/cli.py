@@ -53,6 +53,7 @@ def user_errors(bootstrap: str | None = None):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="liveroom", prog_name="liveroom")
 def main() -> None:
     """Live-commerce room intelligence: room state, traffic bidding, highlight clips."""
 
