@@ -363,7 +363,10 @@ def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: 
         logging.getLogger(name).setLevel(logging.INFO)
     settings = Settings()
     config = settings.kafka_config(bootstrap)
+    client_log = logging.getLogger("kafka")
+    client_log.setLevel(logging.CRITICAL)  # an unreachable broker is one Error: line, not its retries
     create_topics(config)
+    client_log.setLevel(logging.WARNING)
     run(config, recordings or Path(settings.recordings_dir), clips_dir or Path(settings.clips_dir),
         segment_s=settings.highlight_segment_s if segment_s is None else segment_s,
         settle_s=settings.highlight_settle_s, max_rooms=max_rooms)

@@ -135,12 +135,14 @@ def test_a_bad_setting_is_one_error_line(tmp_path):
 
 
 @pytest.mark.parametrize("args", [("replay", "SESSION", "--kafka", "127.0.0.1:1"), ("worker", "--kafka", "127.0.0.1:1"),
-                                  ("topics", "--kafka", "127.0.0.1:1")])
+                                  ("topics", "--kafka", "127.0.0.1:1"), ("highlight-worker", "--kafka", "127.0.0.1:1"),
+                                  ("record", "--kafka", "127.0.0.1:1", "--room", "r", "OUT"),
+                                  ("tail", "events", "--kafka", "127.0.0.1:1", "--idle-timeout", "1")])
 def test_an_unreachable_broker_is_one_error_line_naming_it_in_bounded_time(tmp_path, args):
     s = small_session(tmp_path / "s")
     started = time.monotonic()
-    proc = liveroom(*[str(s) if a == "SESSION" else a for a in args], env={"LIVEROOM_KAFKA_CONNECT_TIMEOUT_S": "3"},
-                    timeout=60)
+    paths = {"SESSION": str(s), "OUT": str(tmp_path / "rec")}
+    proc = liveroom(*[paths.get(a, a) for a in args], env={"LIVEROOM_KAFKA_CONNECT_TIMEOUT_S": "3"}, timeout=60)
     assert_user_error(proc, "127.0.0.1:1")
     assert time.monotonic() - started < 45  # bounded by the connect timeout, not a hang
 
