@@ -133,3 +133,15 @@ def test_rooms_lists_only_the_busiest_but_every_room_is_reachable():
     listed = stats.rooms(limit=200)
     assert len(listed) == 200 and listed[0]["room_id"] == "r499" and listed[-1]["room_id"] == "r300"
     assert stats.room("r0")["metrics"]["online"] == 0
+
+
+def test_tail_clips_names_the_folder_the_clip_files_are_in():
+    import msgspec
+
+    from liveroom.kafka.tail import format_message
+    from liveroom.kafka.topics import CLIPS
+
+    manifest = {"room_id": "room-001", "folder": "clips/room-001", "part": 2, "final": True,
+                "clips": [{"file": "clip-01.mp4", "start": 1.0, "end": 20.0, "score": 3.1, "reasons": ["audio z 4.0"]}]}
+    lines = "\n".join(format_message(CLIPS, msgspec.json.encode(manifest))).splitlines()
+    assert lines[1].strip().startswith("clips/room-001/clip-01.mp4"), lines

@@ -105,7 +105,9 @@ def _clips(v: dict) -> str:
     clips = v.get("clips") or []
     head = (f"{v.get('room_id')} clips, part {v.get('part')}{' (final)' if v.get('final') else ''}: "
             f"{len(clips)} clip(s)" + (f"; error: {v['error']}" if v.get("error") else ""))
-    lines = [head] + [f"  {c.get('file')}  {_num(c.get('start'))}-{_num(c.get('end'))} s of video  "
+    folder = v.get("folder")
+    where = f"{str(folder).rstrip('/')}/" if folder else ""  # the clips folder the worker wrote them to
+    lines = [head] + [f"  {where}{c.get('file')}  {_num(c.get('start'))}-{_num(c.get('end'))} s of video  "
                       f"score {c.get('score')}  {'; '.join(c.get('reasons') or [])}" for c in clips]
     return "\n".join(lines)
 

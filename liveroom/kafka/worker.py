@@ -71,8 +71,8 @@ class _Worker(faust.Worker):
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
         where = f"; pages at {self.pages}dashboard (also /healthz, /metrics, /rooms)" if self.pages else ""
-        log.info("worker ready: group %s on %s%s", self.app.conf.id, self.app.conf.broker[0].host
-                 if self.app.conf.broker else "?", where)
+        brokers = ",".join(f"{u.host}:{u.port}" if u.port else str(u.host) for u in self.app.conf.broker or ())
+        log.info("worker ready: group %s on %s%s", self.app.conf.id, brokers or "?", where)
 
 
 class PortInUse(Exception):

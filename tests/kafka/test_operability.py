@@ -152,6 +152,7 @@ def test_a_newcomer_sees_every_output(broker, sample_session, synth_factory, tmp
     finally:
         worker.stop()
     assert "ERROR" not in worker.log() and "Traceback" not in worker.log(), worker.log()[-3000:]
+    assert f"worker ready: group liveroom on {broker.bootstrap}" in worker.log()  # the port too
     # a replay of the campaign-less recording bids nothing, and its report says why
     out = CliRunner().invoke(main, ["replay", str(tmp_path / "rec2"), "--out", str(tmp_path / "rec2-out")])
     assert out.exit_code == 0, out.output
