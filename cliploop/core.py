@@ -233,7 +233,10 @@ class ClipLoopCore:
     def _stats(self, room_id: str, clip: ClipState, c: dict, end: float, born: float) -> ClipStats:
         clicks = c["clicks_room"] + c["clicks_product"]
         first = clip.daily[0] if clip.daily and clip.daily[0][0] == 0 else None
-        last = clip.daily[-1] if clip.daily else None
+        # the latest day that is over: a day just begun has impressions and hardly any
+        # entries yet (they come a broadcast later), which read as a pull of zero
+        complete = [d for d in clip.daily if end >= born + (d[0] + 1) * DAY_S - 1e-6]
+        last = complete[-1] if complete else None
         decay = None
         if first is not None and last is not None and last[0] > 0 and first[1] and last[1] and first[2]:
             decay = round(min(1.0, last[2] / last[1]) / min(1.0, first[2] / first[1]), 4)

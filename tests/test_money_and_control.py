@@ -197,3 +197,32 @@ def test_the_embedded_clip_loop_refuses_another_rooms_clip_events(sample_session
     assert proc.returncode == 0, proc.stderr
     dead = [json.loads(x) for x in (tmp_path / "out" / "clip-dead-letters.jsonl").read_text().splitlines()]
     assert [(d["reason"], d["room_id"]) for d in dead] == [("key_mismatch", "room-999")]
+
+
+def test_decay_compares_whole_days_not_the_day_just_begun():
+    """The report's decay column was 0.00 for every clip: the newest day had just
+    begun, with impressions and no entries yet."""
+    core = ClipLoopCore(ClipLoopConfig())
+    t0 = 1_780_000_000.0
+    core.feed(_clip_line(type="clip_publish", event_id="p", ts=t0, score=4.0, length_s=30.0, position=0.5), "f:1")
+    n = 0
+    for hour in range(3 * 24 + 2):  # three whole days at one pull, then two hours of impressions only
+        n += 1
+        ts = t0 + hour * 3600 + 60
+        core.feed(_clip_line(type="clip_impression", event_id=f"i{n}", ts=ts, count=100), f"f:{n}")
+        if hour < 72:
+            core.feed(_clip_line(type="enter", event_id=f"e{n}", ts=ts + 1, user_id=f"u{n}", source="clip"), f"g:{n}")
+    core.flush()
+    stats, _, _ = core.drain()
+    assert stats[-1].decay == pytest.approx(1.0)
+
+
+def test_the_report_header_gives_the_rooms_own_start_and_end(sample_session, tmp_path):
+    from liveroom.kafka.tail import clock
+
+    folder = _events_only(sample_session, tmp_path / "s")
+    proc = liveroom("replay", str(folder), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((sample_session / "session.json").read_text())
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert f"{clock(info['start'])} to {clock(info['end'])}" in html  # it was 5 s late at both ends

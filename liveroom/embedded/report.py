@@ -364,9 +364,12 @@ def render_report(out_dir: str | Path) -> Path:
         manifest = msgspec.json.decode((out / "clips" / "manifest.json").read_bytes())
     # Busiest first: GMV, then interactions, then the id (a stable order whatever the input order).
     rooms = sorted(totals, key=lambda r: (-totals[r]["gmv"], -sum(totals[r]["interactions"].values()), r))
-    starts = [min((r.ts for r in by_room[room]), default=None) for room in rooms]
+    # The rooms' own start and end (room_start, room_end) where they have them: a snapshot
+    # is stamped with the end of its tick, a tick after the room began.
+    starts = [totals[room].get("started_at") or min((r.ts for r in by_room[room]), default=None) for room in rooms]
+    ends = [totals[room].get("ended_at") or max((r.ts for r in by_room[room]), default=None) for room in rooms]
     first = min((s for s in starts if s is not None), default=None)
-    last = max((rows[-1].ts for rows in by_room.values() if rows), default=None)
+    last = max((e for e in ends if e is not None), default=None)
 
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
