@@ -18,7 +18,9 @@ classpath() {
   if [ ! -s "$cp_file" ] || [ "$here/kafka/pom.xml" -nt "$cp_file" ]; then
     local extra=()
     [ -n "${KAFKA_VERSION:-}" ] && extra=("-Dkafka.version=$KAFKA_VERSION")
-    (cd "$here/kafka" && mvn -q -B "${extra[@]}" dependency:build-classpath -Dmdep.outputFile="$cp_file" >&2)
+    # Maven's console library writes colour resets even in batch mode: strip escapes from what it says.
+    (cd "$here/kafka" && mvn -q -B -Dstyle.color=never "${extra[@]}" dependency:build-classpath \
+        -Dmdep.outputFile="$cp_file" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' >&2)
   fi
   cat "$cp_file"
 }
