@@ -318,6 +318,8 @@ class Bidder:
             multiplier=round(_bounded(p.multiplier), 6),
             unit_value=round(_bounded(unit_value(obs)), 6), spend_cap=_floor6(cap),
             budget_left=_floor6(self.state.guard.left), reason=p.reason, lam=p.lam, mu=p.mu,
+            budget=round(_bounded(self.state.guard.total), 6), spent=_floor6(self.state.guard.covered_total),
+            committed=_floor6(self.state.guard.committed() - self.state.guard.covered_total),
         )
 
 

@@ -38,10 +38,13 @@ class BidDecision(msgspec.Struct, kw_only=True, frozen=True):
     multiplier: float  # bid = multiplier * predicted value (0: flat bid_cap)
     unit_value: float  # predicted weighted interactions of an average-propensity viewer
     spend_cap: float  # at most this much may be spent until the next decision
-    budget_left: float
+    budget_left: float  # budget - spent - committed: what new caps may still take
     reason: str
     lam: float | None = None
     mu: float | None = None
+    budget: float | None = None  # the campaign's budget in force
+    spent: float | None = None  # spend the ad server has reported (for decisions up to the newest covered)
+    committed: float | None = None  # caps issued and not yet covered by a report: they count as spent until one is
 
 
 @dataclass(frozen=True, slots=True)

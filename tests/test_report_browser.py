@@ -39,7 +39,12 @@ def test_the_sample_report_reads_at_a_glance(sample_session, tmp_path):
         # headline figures first, in the campaign's currency, with ROI
         assert [h.text for h in css("h2")][0] == "Headline"
         figures = {c.get_attribute("data-figure"): c.find_element("tag name", "b").text for c in css(".card")}
-        assert figures["GMV"] == f"{room['gmv']:,.2f} CNY" and figures["spend"] == f"{room['spend']:,.2f} CNY"
+        assert figures["GMV"] == f"{room['gmv']:,.2f} CNY"
+        assert figures["spend (reported)"] == f"{room['spend']:,.2f} CNY"
+        assert figures["budget"] == "240.00 CNY"  # the budget next to the spend, money as an advertiser reads it
+        assert "committed is caps issued and not yet covered by a report" in css("p.money")[0].get_attribute("textContent")
+        heads = [h.get_attribute("textContent") for h in css("table.decisions thead th")]
+        assert heads[3:8] == ["bid cap per viewer", "spend cap until next", "spent", "committed", "left"], heads
         assert figures["ROI (GMV / spend)"] == f"{room['gmv'] / room['spend']:.1f}x"
         assert figures["clips"] == str(len(manifest["clips"]))
         # one clock: the plots' axis, the moments and the clips say UTC wall-clock time with the date

@@ -179,8 +179,15 @@ def _bidding_figure(room_id: str, decisions: list, currency: str, planned: tuple
     x = [_dt(d.ts) for d in decisions]
     fig, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
     unit = f" ({currency})" if currency else ""
-    axes[0].plot(x, [d.budget_left for d in decisions], color="#2ca02c")
-    axes[0].set_ylabel(f"budget left{unit}")
+    if all(d.spent is not None and d.committed is not None for d in decisions):
+        axes[0].stackplot(x, [d.spent for d in decisions], [d.committed for d in decisions],
+                          [d.budget_left for d in decisions], colors=["#1f77b4", "#ff7f0e", "#2ca02c"], alpha=0.6,
+                          labels=["spent (reported)", "committed (caps not yet reported)", "left"])
+        axes[0].legend(loc="upper right", fontsize=7)
+        axes[0].set_ylabel(f"budget{unit}")
+    else:  # decisions of an older version
+        axes[0].plot(x, [d.budget_left for d in decisions], color="#2ca02c")
+        axes[0].set_ylabel(f"budget left{unit}")
     axes[1].step(x, [d.spend_cap for d in decisions], where="post", color="#d62728")
     axes[1].set_ylabel(f"spend cap / tick{unit}")
     axes[2].step(x, [_bid(d) for d in decisions], where="post", color="#9467bd")
@@ -200,11 +207,13 @@ def _bidding_figure(room_id: str, decisions: list, currency: str, planned: tuple
     return svg
 
 
-def _headline(totals: dict, n_moments: int, n_clips: int | None, currency: str) -> list[tuple[str, str]]:
+def _headline(totals: dict, n_moments: int, n_clips: int | None, currency: str,
+              budget: float | None = None) -> list[tuple[str, str]]:
     entries = totals["organic_entries"] + totals["paid_entries"]
     spend, gmv = totals["spend"], totals["gmv"]
-    items = [
-        ("GMV", _money(gmv, currency)), ("spend", _money(spend, currency)),
+    items = [("budget", _money(budget, currency))] if budget is not None else []
+    items += [
+        ("GMV", _money(gmv, currency)), ("spend (reported)", _money(spend, currency)),
         ("ROI (GMV / spend)", _ratio(gmv, spend, "{:.1f}x")), ("orders", f"{totals['orders']:,}"),
         ("orders per entry", _ratio(totals["orders"], entries, "{:.1%}")),
         ("cost per paid entry", _money(spend / totals["paid_entries"], currency) if totals["paid_entries"] else "-"),
@@ -224,15 +233,26 @@ def _sum_totals(rooms: list[dict]) -> dict:
     return out
 
 
+MONEY_NOTE = ("<p class='note money'>Money as the guard counts it: <b>spent</b> is what the ad server has reported; "
+              "<b>committed</b> is caps issued and not yet covered by a report, which count as spent until one is "
+              "(so \"budget spent\" can show while reports catch up); <b>left</b> = budget - spent - committed, what "
+              "new caps may take. A <b>bid cap</b> bounds the price of one viewer; a <b>spend cap</b> bounds what may "
+              "be spent until the next decision.</p>")
+
+
 def _decisions_table(decisions: list) -> str:
     shown = decisions[:MAX_DECISION_ROWS]
+    def money(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
     rows = [[clock(d.ts), _e(d.strategy), f"{_bid(d):.3f}", "-" if d.bid_cap is None else f"{d.bid_cap:.3f}",
-             f"{d.spend_cap:.2f}", f"{d.budget_left:.2f}", _e(d.reason)]
+             f"{d.spend_cap:.2f}", money(d.spent), money(d.committed), f"{d.budget_left:.2f}", _e(d.reason)]
             for d in shown]
     more = (f"<p>First {MAX_DECISION_ROWS} of {len(decisions)} decisions; all are in {BID_DECISIONS}.</p>"
             if len(decisions) > len(shown) else "")
-    table = _table(["time (UTC)", "strategy", "bid (avg viewer)", "bid cap", "spend cap", "budget left", "reason"],
-                   rows, text_cols=2, attrs="class='decisions'")
+    table = _table(["time (UTC)", "strategy", "bid (avg viewer)", "bid cap per viewer", "spend cap until next",
+                    "spent", "committed", "left", "reason"], rows, text_cols=2, attrs="class='decisions'")
+    table = (MONEY_NOTE + table)
     return f"<details><summary>Bid decisions ({len(decisions)})</summary>{table}{more}</details>"
 
 
@@ -390,7 +410,8 @@ def render_report(out_dir: str | Path) -> Path:
         no_money = ""
     parts.append("<h2 id='headline'>Headline</h2>")
     parts.append(_cards(_headline(_sum_totals([totals[r] for r in rooms]), sum(len(v) for v in moments.values()),
-                                  n_clips, currency), attrs="id='headline-figures'"))
+                                  n_clips, currency, campaign.total_budget if campaign is not None else None),
+                        attrs="id='headline-figures'"))
     if no_money:
         parts.append(f"<p class='note'>Note: {_e(no_money)}.</p>")
 
