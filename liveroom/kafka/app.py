@@ -364,7 +364,7 @@ class RoomsRuntime:
             try:
                 await future
             except Exception as exc:
-                self.stats.failed = f"a state or output record was not written: {exc!r}"
+                self.stats.record_failure(f"a state or output record was not written: {exc!r}")
                 log.error("rooms agent: a state or output record was not written (%r); stopping before the batch "
                           "is acknowledged", exc)
                 raise

@@ -99,4 +99,4 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
             for d in decisions:
                 await decisions_topic.send(key=d.room_id.encode(), value=_encode(d))
                 if stats is not None:
-                    stats.record_decision(d)
+                    stats.record_decision(d, campaign_for(d.room_id).currency)

@@ -19,6 +19,8 @@ import msgspec
 BATCH_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_MOMENTS = 20  # a room's newest moments kept for its page
 MAX_ROOMS_LISTED = 200  # /rooms lists the busiest rooms only: the dashboard reads it every 2 s
+HISTORY = 60  # a room's newest snapshots kept for its sparklines (5 minutes at 5 s ticks)
+SILENT_S = 300.0  # a live room with no snapshot for this long (wall clock) is silent: an alert
 
 
 @dataclass
@@ -91,6 +93,12 @@ class WorkerStats:
     events_per_s: float = 0.0  # over the last progress interval
     last_batch_wall: float | None = None  # when the last batch of events was done (wall clock)
     failed: str | None = None  # set when a write failed; the worker stops
+    write_failures: int = 0
+    # room -> its newest snapshots as [ts, online, entries per min, spend], oldest first (HISTORY at most)
+    history: dict[str, list[list[float]]] = field(default_factory=dict)
+    seen_wall: dict[str, float] = field(default_factory=dict)  # room -> when its newest snapshot was published
+    currency: dict[str, str] = field(default_factory=dict)  # room -> its campaign's currency
+    clips: dict[str, dict] = field(default_factory=dict)  # room -> what the highlight worker published for it
 
     def record_batch(self, seconds: float) -> None:
         self.batches.observe(seconds)
@@ -103,21 +111,64 @@ class WorkerStats:
         elif value is not None:
             self.head_bytes[key.decode("utf-8", "replace")] = len(key) + len(value)
 
+    def record_failure(self, what: str) -> None:
+        self.failed = what
+        self.write_failures += 1
+
     def record_outputs(self, metrics, moments) -> None:
+        now = time.time()
         for m in metrics:
             self.latest[m.room_id] = m
+            self.seen_wall[m.room_id] = now
+            points = self.history.setdefault(m.room_id, [])
+            points.append([m.ts, m.online, round(m.organic_entries_per_min + m.paid_entries_per_min, 2),
+                           m.spend_total])
+            del points[:-HISTORY]
         for m in moments:
             kept = self.moments.setdefault(m.room_id, [])
             kept.append(m)
             del kept[:-MAX_MOMENTS]
 
-    def record_decision(self, d) -> None:
+    def record_decision(self, d, currency: str | None = None) -> None:
         self.decisions[d.room_id] = d
+        if currency:
+            self.currency[d.room_id] = currency
         self.decisions_by_strategy[d.strategy] = self.decisions_by_strategy.get(d.strategy, 0) + 1
+
+    def record_clips(self, manifest: dict) -> None:
+        """A manifest the highlight worker published on ``liveroom.clips``."""
+        room = str(manifest.get("room_id") or "?")[:128]
+        seen = self.clips.setdefault(room, {"parts": 0, "clips": 0, "final": False, "error": None})
+        seen["parts"] += 1
+        seen["clips"] = len(manifest.get("clips") or []) if manifest.get("final") else seen["clips"] + len(
+            manifest.get("clips") or [])
+        seen["final"] = seen["final"] or bool(manifest.get("final"))
+        seen["error"] = manifest.get("error") or seen["error"]
+        if len(self.clips) > 10 * MAX_ROOMS_LISTED:  # bounded: the oldest rooms go first
+            del self.clips[next(iter(self.clips))]
+
+    def highlight_status(self) -> dict:
+        """The highlight worker as ``liveroom.clips`` shows it: rooms cut, clips, the last error."""
+        errors = [(room, c["error"]) for room, c in self.clips.items() if c["error"]]
+        return {"rooms_cut": sum(c["final"] for c in self.clips.values()),
+                "clips": sum(c["clips"] for c in self.clips.values()),
+                "last_error": f"{errors[-1][0]}: {errors[-1][1]}" if errors else None}
+
+    def live_rooms_silent(self, now: float | None = None) -> int:
+        """Live rooms whose newest snapshot was published more than SILENT_S ago."""
+        now = time.time() if now is None else now
+        return sum(1 for room, m in self.latest.items()
+                   if getattr(m, "live", False) and now - self.seen_wall.get(room, now) > SILENT_S)
+
+    def live_rooms_out_of_budget(self) -> int:
+        """Live rooms with a budget whose newest decision has none of it left."""
+        return sum(1 for room, d in self.decisions.items()
+                   if getattr(self.latest.get(room), "live", False) and (d.budget or 0) > 0 and d.budget_left <= 0)
 
     def forget_rooms(self, keep) -> None:
         """Rooms this worker no longer owns leave its pages."""
-        for d in (self.latest, self.moments, self.decisions, self.head_bytes):
+        for d in (self.latest, self.moments, self.decisions, self.head_bytes, self.history, self.seen_wall,
+                  self.currency):
             for room in [r for r in d if r not in keep]:
                 del d[room]
 
@@ -130,7 +181,10 @@ class WorkerStats:
             return None
         return msgspec.to_builtins({"room_id": room_id, "metrics": self.latest.get(room_id),
                                     "moments": self.moments.get(room_id, []),
-                                    "decision": self.decisions.get(room_id)})
+                                    "decision": self.decisions.get(room_id),
+                                    "currency": self.currency.get(room_id),
+                                    "history": self.history.get(room_id, []),
+                                    "clips": self.clips.get(room_id)})
 
     def rooms(self, limit: int = MAX_ROOMS_LISTED) -> list[dict]:
         """``/rooms``: the ``limit`` busiest owned rooms (most online first, then by

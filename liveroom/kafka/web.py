@@ -53,6 +53,10 @@ def status(runtime: RoomsRuntime) -> dict:
         "bid_decisions": dict(sorted(stats.decisions_by_strategy.items())),
         "budget_left": round(sum(d.budget_left for d in decisions), 2),
         "spend_reported": round(sum(m.spend_total for m in stats.latest.values()), 2),
+        "write_failures": stats.write_failures,
+        "live_rooms_silent": stats.live_rooms_silent(),
+        "live_rooms_out_of_budget": stats.live_rooms_out_of_budget(),
+        "highlight": stats.highlight_status(),
     }
 
 
@@ -117,6 +121,38 @@ class WorkerCollector:
                                 value=s["budget_left"])
         yield GaugeMetricFamily("liveroom_spend_reported", "Spend reported in the rooms' newest snapshots, summed",
                                 value=s["spend_reported"])
+        # what deploy/prometheus/alerts.yml alerts on, beside lag and dead letters
+        yield CounterMetricFamily("liveroom_write_failures", "State or output records the broker did not take "
+                                  "(the worker stops on the first)", value=s["write_failures"])
+        yield GaugeMetricFamily("liveroom_live_rooms_silent", "Live rooms with no snapshot for 5 minutes (wall clock)",
+                                value=s["live_rooms_silent"])
+        yield GaugeMetricFamily("liveroom_live_rooms_out_of_budget", "Live rooms whose budget is all spent or "
+                                "committed", value=s["live_rooms_out_of_budget"])
+        h = s["highlight"]
+        yield GaugeMetricFamily("liveroom_highlight_rooms_cut", "Rooms the highlight worker finished, as "
+                                "liveroom.clips shows", value=h["rooms_cut"])
+        yield GaugeMetricFamily("liveroom_highlight_clips", "Clips the highlight worker published", value=h["clips"])
+
+
+def add_highlight_watch(app: faust.App, stats) -> None:
+    """An agent on ``liveroom.clips`` that tells the pages what the highlight
+    worker published (rooms cut, clips, its last error); any bytes are counted,
+    none crash it."""
+    import msgspec
+
+    from liveroom.kafka.topics import CLIPS
+
+    topic = app.topic(CLIPS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(topic, name="highlight-watch")
+    async def watch(stream):
+        async for value in stream:
+            try:
+                manifest = msgspec.json.decode(value or b"")
+            except Exception:  # noqa: BLE001 - anyone can write a topic
+                continue
+            if isinstance(manifest, dict):
+                stats.record_clips(manifest)
 
 
 def add_pages(app: faust.App, runtime: RoomsRuntime) -> None:

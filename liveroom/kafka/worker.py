@@ -23,7 +23,7 @@ from liveroom.kafka.topics import create_topics
 from liveroom.kafka.bidding import add_bidding
 from liveroom.kafka.clips import add_clip_loop
 from liveroom.settings import Settings
-from liveroom.kafka.web import add_pages
+from liveroom.kafka.web import add_highlight_watch, add_pages
 
 OURS = ("streams", "liveroom", "bidding", "highlight")
 log = logging.getLogger("liveroom.kafka.worker")
@@ -108,6 +108,7 @@ def run_worker(bootstrap: str | None, loglevel: str = "warning") -> None:
     pages = None
     if config.web_port > 0:
         add_pages(app, runtime)
+        add_highlight_watch(app, runtime.stats)
         host = "127.0.0.1" if config.web_bind in ("0.0.0.0", "::") else config.web_bind
         pages = f"http://{host}:{config.web_port}/"
     quiet_startup_errors(config.app_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import urllib.error
 import urllib.request
 
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from liveroom.cli import main
 from liveroom.kafka.io import produce_session
-from liveroom.kafka.topics import BID_DECISIONS, DEAD_LETTERS, EVENTS, KafkaConfig, create_topics
+from liveroom.kafka.topics import BID_DECISIONS, CLIPS, DEAD_LETTERS, EVENTS, KafkaConfig, create_topics
 from streams.models import RoomMetrics
 from liveroom.embedded.replay import read_jsonl
 from sessions.folder import open_session
@@ -116,9 +117,13 @@ def test_a_newcomer_sees_every_output(broker, sample_session, synth_factory, tmp
         assert m[("liveroom_batch_seconds_count",)] >= 1
         assert m[("liveroom_state_bytes", ("table", "room-state"))] > 0
         assert m[("liveroom_changelog_bytes_total", ("table", "room-parts"))] > 0
+        # what deploy/prometheus/alerts.yml reads: nothing failed, no live room silent (the room ended)
+        assert m[("liveroom_write_failures_total",)] == 0 and m[("liveroom_live_rooms_silent",)] == 0
+        assert ("liveroom_live_rooms_out_of_budget",) in m and ("liveroom_highlight_clips",) in m
         assert status["health"] == "ok"
         room = json.loads(_get(f"{web}/rooms/room-001")[1])
         assert msgspec.convert(room["metrics"], RoomMetrics) == last
+        assert room["currency"] == "CNY" and len(room["history"]) == 60 and room["history"][-1][0] == last.ts
         assert room["decision"]["room_id"] == "room-001" and len(room["moments"]) == len(want_moments)
         assert _get(f"{web}/rooms/nobody")[0] == 404
 
@@ -131,6 +136,29 @@ def test_a_newcomer_sees_every_output(broker, sample_session, synth_factory, tmp
             assert browser.find_element("id", "health").text == "ok"
             assert browser.find_element("id", "events").text == "6,549"
             assert browser.find_element("id", "dead").text == "1"
+            # history, money with its currency, a link to the room's JSON
+            spark = browser.find_element("css selector", 'tr[data-room="room-001"] td[data-field="online-history"] '
+                                                         "polyline")
+            assert len(spark.get_attribute("points").split()) == 60
+            cells = {f: browser.find_element("css selector", f'tr[data-room="room-001"] td[data-field="{f}"]').text
+                     for f in ("budget-total", "spent", "committed", "gmv")}
+            assert cells["budget-total"] == "240 CNY" and cells["spent"].endswith(" CNY"), cells
+            link = browser.find_element("css selector", 'tr[data-room="room-001"] td[data-field="room"] a')
+            assert link.get_attribute("href") == f"{web}/rooms/room-001"
+            # the highlight worker's state, as liveroom.clips shows it
+            producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+            producer.send(CLIPS, key=b"room-001", value=msgspec.json.encode(
+                {"room_id": "room-001", "final": True, "part": 1, "clips": [{"file": "1/clip-01.mp4"}] * 2}))
+            producer.send(CLIPS, key=b"side-001", value=msgspec.json.encode(
+                {"room_id": "side-001", "final": True, "error": "analysis failed: MediaError: no video", "clips": []}))
+            producer.flush()
+            producer.close()
+            wait_for(lambda: browser.find_element("id", "highlight").text == "2 room(s) cut, 2 clip(s)", 30,
+                     "the highlight worker's state on the dashboard", interval_s=1.0)
+            assert "side-001: analysis failed" in browser.find_element("id", "highlight-error").text
+            browser.save_screenshot(str(tmp_path / "dashboard.png"))
+            if os.environ.get("LIVEROOM_SCREENSHOTS"):
+                browser.save_screenshot(os.path.join(os.environ["LIVEROOM_SCREENSHOTS"], "dashboard.png"))
             produce_session(second, config)  # two more rooms, while the page stays open
             wait_for(lambda: len(browser.find_elements("css selector", "tr[data-room]")) == 3, 60,
                      "the new rooms on the open dashboard", interval_s=1.0)
