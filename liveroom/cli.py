@@ -355,6 +355,7 @@ def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: 
 
     from liveroom.kafka.topics import create_topics
 
+    from liveroom.kafka.highlight_web import HighlightStats, serve
     from liveroom.kafka.highlight_worker import run
 
     # kafka-python says a dozen INFO lines per connection: libraries at WARNING, ours at INFO.
@@ -367,9 +368,24 @@ def highlight_worker(bootstrap: str | None, recordings: Path | None, clips_dir: 
     client_log.setLevel(logging.CRITICAL)  # an unreachable broker is one Error: line, not its retries
     create_topics(config)
     client_log.setLevel(logging.WARNING)
-    run(config, recordings or Path(settings.recordings_dir), clips_dir or Path(settings.clips_dir),
-        segment_s=settings.highlight_segment_s if segment_s is None else segment_s,
-        settle_s=settings.highlight_settle_s, max_rooms=max_rooms)
+    stats = HighlightStats()
+    pages = None
+    if settings.highlight_web_port > 0:
+        try:
+            pages = serve(stats, settings.kafka_web_bind, settings.highlight_web_port)
+        except OSError as exc:
+            raise UserError(f"cannot serve the highlight worker's pages on {settings.kafka_web_bind}:"
+                            f"{settings.highlight_web_port} ({exc.strerror}); set LIVEROOM_HIGHLIGHT_WEB_PORT to a "
+                            "free port or to 0 for none") from None
+        logging.getLogger("liveroom").info("highlight worker pages: http://%s:%d/healthz and /metrics",
+                                           settings.kafka_web_bind, settings.highlight_web_port)
+    try:
+        run(config, recordings or Path(settings.recordings_dir), clips_dir or Path(settings.clips_dir),
+            segment_s=settings.highlight_segment_s if segment_s is None else segment_s,
+            settle_s=settings.highlight_settle_s, max_rooms=max_rooms, stats=stats)
+    finally:
+        if pages is not None:
+            pages.shutdown()
 
 
 @main.command("evaluate-highlights")

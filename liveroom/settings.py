@@ -99,6 +99,8 @@ class Settings(BaseSettings):
                                      "parts this long (0: only at its end)")
     highlight_settle_s: float = _in(60.0, 0.0, DAY, "highlight worker: ... once the room's event time is this far "
                                     "past the part's end")
+    highlight_web_port: int = _in(6067, 0, 65535, "highlight worker: its /healthz and /metrics (0: none); bound "
+                                  "to LIVEROOM_KAFKA_WEB_BIND")
 
     # Kafka runtime
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="the cluster's bootstrap servers")

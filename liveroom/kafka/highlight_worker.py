@@ -42,6 +42,7 @@ from liveroom.kafka.topics import CLIPS, EVENTS, KafkaConfig
 from sessions.folder import SessionError, open_session
 
 from liveroom.embedded.output_folder import atomic_folder, inside, safe_name
+from liveroom.kafka.highlight_web import HighlightStats
 
 log = logging.getLogger(__name__)
 _PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
@@ -137,10 +138,14 @@ def clip_part(room_id: str, recordings: Path, clips_dir: Path, progress: RoomPro
 
 
 def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: float = 1800.0,
-        settle_s: float = 60.0, max_rooms: int | None = None, idle_timeout_s: float | None = None) -> int:
+        settle_s: float = 60.0, max_rooms: int | None = None, idle_timeout_s: float | None = None,
+        stats: HighlightStats | None = None) -> int:
     """Serve until stopped (or ``max_rooms`` rooms ended, or idle for ``idle_timeout_s``).
-    ``segment_s`` 0 analyses a room only when it ends."""
+    ``segment_s`` 0 analyses a room only when it ends. ``stats`` (the pages') learns
+    every poll and every manifest published."""
     import time
+
+    stats = stats if stats is not None else HighlightStats()
 
     from kafka import KafkaConsumer, KafkaProducer
 
@@ -158,12 +163,15 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: fl
     def publish(room_id: str, manifest: dict) -> None:
         producer.send(CLIPS, key=room_id.encode(), value=msgspec.json.encode(manifest))
         producer.flush()
+        stats.published(manifest)
         log.info("room %r: part %s, %d clip(s)%s%s", room_id, manifest.get("part"), len(manifest["clips"]),
                  " (final)" if manifest.get("final") else "", f" ({manifest['error']})" if "error" in manifest else "")
 
     try:
         while max_rooms is None or done < max_rooms:
             batch = consumer.poll(timeout_ms=1000)
+            stats.last_poll = time.time()
+            stats.rooms_open = len(rooms)
             if batch:
                 last = time.monotonic()
             elif idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:

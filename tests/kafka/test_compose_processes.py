@@ -64,9 +64,9 @@ class Service:
         for target, folder in self.mounts.items():
             if value == target or value.startswith(target + "/"):
                 value = str(folder) + value[len(target):]
-        if value == "6066":  # the web port, as a container port: a free host port here
+        if value in ("6066", "6067"):  # a web port, as a container port: a free host port here
             return self.port
-        return value.replace(":6066/", f":{self.port}/")
+        return value.replace(":6066/", f":{self.port}/").replace(":6067/", f":{self.port}/")
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "liveroom.cli", *self.command]
@@ -118,6 +118,9 @@ def test_compose_services_run_together_as_processes(broker, sample_session, tmp_
         wait_for(lambda: read_topic(broker.bootstrap, CLIPS, idle_s=1.0), 240, "the clips manifest", interval_s=2.0)
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/status", timeout=10) as r:
             status = json.loads(r.read())
+        assert highlight.healthy()  # its compose healthcheck: /healthz of the highlight worker
+        with urllib.request.urlopen(f"http://127.0.0.1:{highlight.port}/metrics", timeout=10) as r:
+            assert "liveroom_highlight_rooms_cut_total 1.0" in r.read().decode()
         assert status["accounting"]["processed"] == summary["processed"]
         assert sum(status["bid_decisions"].values()) == len(want_metrics)
     finally:

@@ -213,6 +213,7 @@ def _highlight_worker(broker, sample_session, tmp_path, *args: str, recording: b
     its folder as the room's recording (unless not ``recording``), and one
     ``liveroom highlight-worker`` run until ``rooms`` rooms ended. Returns the
     session and the manifests published on liveroom.clips."""
+    import os
     import shutil
     import subprocess
     import sys
@@ -234,7 +235,8 @@ def _highlight_worker(broker, sample_session, tmp_path, *args: str, recording: b
     produce_session(session, config)  # ends with the room's room_end
     proc = subprocess.run([sys.executable, "-m", "liveroom.cli", "highlight-worker", "--kafka", broker.bootstrap,
                            "--recordings", str(recordings), "--clips", str(tmp_path / "clips"), "--max-rooms",
-                           str(rooms), *args], capture_output=True, text=True, timeout=300)
+                           str(rooms), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LIVEROOM_HIGHLIGHT_WEB_PORT": "0"})  # no pages: tests may overlap
     assert proc.returncode == 0, proc.stderr[-2000:]
     return session, [msgspec.json.decode(v) for _, v in read_topic(broker.bootstrap, "liveroom.clips", idle_s=2.0)]
 
