@@ -44,7 +44,7 @@ def test_the_sample_report_reads_at_a_glance(sample_session, tmp_path):
         assert figures["budget"] == "240.00 CNY"  # the budget next to the spend, money as an advertiser reads it
         assert "committed is caps issued and not yet covered by a report" in css("p.money")[0].get_attribute("textContent")
         heads = [h.get_attribute("textContent") for h in css("table.decisions thead th")]
-        assert heads[3:8] == ["bid cap per viewer", "spend cap until next", "spent", "committed", "left"], heads
+        assert heads[3:8] == ["bid cap per viewer", "spend cap until the next decision", "spent", "committed", "left"], heads
         assert figures["ROI (GMV / spend)"] == f"{room['gmv'] / room['spend']:.1f}x"
         assert figures["clips"] == str(len(manifest["clips"]))
         # one clock: the plots' axis, the moments and the clips say UTC wall-clock time with the date

@@ -46,13 +46,13 @@ def test_a_decision_line_says_strategy_cap_and_budget():
     d = {"room_id": "r", "ts": 1780000000.0, "seq": 1, "strategy": "interaction_mcb", "bid_cap": 0.5,
          "multiplier": 1.25, "unit_value": 0.4, "spend_cap": 3.0, "budget_left": 120.5, "reason": "mcb"}
     (line,) = format_message(BID_DECISIONS, msgspec.json.encode(d))  # a decision of an older version
-    assert line == ("2026-05-28 20:26:40Z r interaction_mcb: bid 1.25 x value 0.4, at most 0.5 a viewer; may spend 3 "
+    assert line == ("2026-05-28 20:26:40Z r interaction_mcb: bid 1.25 x value 0.4; bid cap 0.5 per viewer; spend cap 3 "
                     "until the next decision; budget left 120.5. Why: mcb")
     d.update(bid_cap=None, budget=240.0, spent=150.0, committed=69.93, budget_left=20.07,
              reason="mcb: plan 2/tick, bid x0.370 (budget x0.4, cap x0.37)")
     (line,) = format_message(BID_DECISIONS, msgspec.json.encode(d))
     # the line the issue quoted said "no cap" next to a spend cap larger than the budget left
-    assert line == ("2026-05-28 20:26:40Z r interaction_mcb: bid 1.25 x value 0.4; may spend 3 until the next "
+    assert line == ("2026-05-28 20:26:40Z r interaction_mcb: bid 1.25 x value 0.4; spend cap 3 until the next "
                     "decision; budget 240: 150 spent, 69.93 committed, 20.07 left. Why: mcb: plan 2/tick, bid x0.370 "
                     "(budget x0.4, cap x0.37)")
 

@@ -250,7 +250,7 @@ def _decisions_table(decisions: list) -> str:
             for d in shown]
     more = (f"<p>First {MAX_DECISION_ROWS} of {len(decisions)} decisions; all are in {BID_DECISIONS}.</p>"
             if len(decisions) > len(shown) else "")
-    table = _table(["time (UTC)", "strategy", "bid (avg viewer)", "bid cap per viewer", "spend cap until next",
+    table = _table(["time (UTC)", "strategy", "bid (avg viewer)", "bid cap per viewer", "spend cap until the next decision",
                     "spent", "committed", "left", "reason"], rows, text_cols=2, attrs="class='decisions'")
     table = (MONEY_NOTE + table)
     return f"<details><summary>Bid decisions ({len(decisions)})</summary>{table}{more}</details>"

@@ -78,17 +78,18 @@ def _moment(v: dict) -> str:
 
 
 def _decision(v: dict) -> str:
-    """One decision as an advertiser reads it: the bid, the most it may spend until
-    the next one, and the budget as spent (reported), committed (caps issued, not
-    yet reported: they count as spent until a report covers them) and left."""
-    per_viewer = "" if v.get("bid_cap") is None else f", at most {_num(v.get('bid_cap'))} a viewer"
+    """One decision as an advertiser reads it, in the report's words: the bid, its
+    bid cap per viewer, its spend cap until the next decision, and the budget as
+    spent (reported), committed (caps issued, not yet reported: they count as
+    spent until a report covers them) and left."""
+    per_viewer = "" if v.get("bid_cap") is None else f"; bid cap {_num(v.get('bid_cap'))} per viewer"
     if v.get("budget") is not None:
         money = (f"budget {_num(v.get('budget'))}: {_num(v.get('spent'))} spent, {_num(v.get('committed'))} "
                  f"committed, {_num(v.get('budget_left'))} left")
     else:  # a decision of an older version
         money = f"budget left {_num(v.get('budget_left'))}"
     return (f"{clock(v.get('ts'))} {v.get('room_id')} {v.get('strategy')}: bid {_num(v.get('multiplier'))} x value "
-            f"{_num(v.get('unit_value'))}{per_viewer}; may spend {_num(v.get('spend_cap'))} until the next "
+            f"{_num(v.get('unit_value'))}{per_viewer}; spend cap {_num(v.get('spend_cap'))} until the next "
             f"decision; {money}. Why: {v.get('reason')}")
 
 
