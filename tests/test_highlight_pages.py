@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from liveroom.kafka.highlight_web import STALLED_S, HighlightStats, serve
 
-from .kafka.harness import free_port
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+from .kafka.harness import free_port, http_get as _get
 
 
 def test_the_highlight_worker_says_how_it_is_and_what_it_did():

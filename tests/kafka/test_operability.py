@@ -7,8 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import urllib.error
-import urllib.request
 
 import msgspec
 import pytest
@@ -23,18 +21,10 @@ from liveroom.embedded.replay import read_jsonl
 from sessions.folder import open_session
 
 from ..browser import chromium
-from .harness import Worker, read_topic, wait_for
+from .harness import Worker, http_get as _get, read_topic, wait_for
 from .test_kafka_runtime import embedded, wait_for_metrics
 
 pytestmark = pytest.mark.kafka
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
 
 
 def _metrics(web: str) -> dict:
