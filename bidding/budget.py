@@ -22,10 +22,13 @@ event, ``covers = k - 1`` with the room's cumulative spend under every earlier
 decision.
 
 Failing closed. A guard that cannot know every cap in flight pauses (cap 0)
-until a report covers everything before the decisions it knows:
+until a report covers a decision it made itself:
 
 - a fresh guard (no stored state, or state lost), unless its first snapshot is
   the room's first one with the room's ``room_start`` in it (nothing can precede it);
+- a guard restored from storage by a process that did not write it (a restart,
+  a partition that moved): its predecessor may have decided snapshots after the
+  state was stored, and an at-least-once runtime hands them to it again;
 - a guard whose decisions have a gap (``seq`` jumps: a state restored from an
   older checkpoint, whose lost successor may have issued caps in between);
 - reports older than ``stale_ticks`` decisions: the ad server is not answering.
@@ -49,6 +52,7 @@ class BudgetGuard(msgspec.Struct, kw_only=True):
     last_seq: int | None = None  # the newest decision this guard made
     blind_until: int | None = None  # pause until a report covers this seq (caps before it may be unknown)
     refused_through: int | None = None  # covers up to here named decisions this guard had not made: never taken
+    restored: bool = False  # loaded from storage by a process that did not write it (see begin)
 
     def observe(self, covered_seq: int | None, covered_total: float | None, seq: int | None = None) -> None:
         """Take the newest cover a snapshot carries (stale, repeated or out of
@@ -78,14 +82,20 @@ class BudgetGuard(msgspec.Struct, kw_only=True):
 
     def begin(self, seq: int, *, opened: bool = False) -> None:
         """A decision for ``seq`` is about to be made (``seq`` newer than the last).
-        Notices what this guard cannot know: decisions before its first one, or
-        in a gap since its last one."""
+        Notices what this guard cannot know: decisions before its first one, in a
+        gap since its last one, or made by a predecessor after the state it was
+        restored from. A runtime that delivers snapshots at least once may hand a
+        restored (or fresh) guard snapshots its predecessor already decided: this
+        guard then re-decides seqs whose caps the ad server already has (and
+        ignores the repeats), so it cannot know what is committed until a report
+        covers a decision it made itself. It stays blind until then."""
         if self.last_seq is None:
             self.first_seq = seq
-            if not opened:  # state lost or never stored: decisions before this one may be in flight
-                self.blind_until = max(self.blind_until or -1, seq - 1)
-        elif seq > self.last_seq + 1:  # a gap: an older state restored, or snapshots lost
-            self.blind_until = max(self.blind_until or -1, seq - 1)
+            if not opened or self.restored:  # state lost or never stored: decisions up to this one may be in flight
+                self.blind_until = max(self.blind_until or -1, seq)
+        elif self.restored or seq > self.last_seq + 1:  # restored from storage, or a gap
+            self.blind_until = max(self.blind_until or -1, seq)
+        self.restored = False
         self.last_seq = seq
 
     def committed(self) -> float:
@@ -97,7 +107,8 @@ class BudgetGuard(msgspec.Struct, kw_only=True):
         covered = self.covered_seq
         if self.blind_until is not None:
             if covered is None or covered < self.blind_until:
-                return f"paused: caps before decision {self.blind_until + 1} unknown until a spend report covers them"
+                return (f"paused: caps up to decision {self.blind_until} may be in flight unknown to this bidder until "
+                        "a spend report covers them")
             self.blind_until = None
         since = covered if covered is not None else (self.first_seq if self.first_seq is not None else seq) - 1
         if seq - since > self.stale_ticks:

@@ -9,7 +9,8 @@ from a seed; the ad server is the adversary the guard must withstand:
   ``late`` and lost), twice, or not at all;
 - decisions reach it late, twice, or out of order (it applies newer ones only);
 - snapshots reach the bidder twice or out of order;
-- the bidder restarts from a stored state of any age, or with none;
+- the bidder restarts from a stored state of any age, or with none, and (as
+  Kafka delivers at least once) may be handed the snapshots after that state again;
 - the campaign's budget is raised and cut while the room runs.
 
 It checks the guarantee where money leaves: whenever the ad server applies a
@@ -52,6 +53,7 @@ class Scenario:
     reordered_snapshots: float = 0.0  # share of snapshots held back and delivered after a newer one
     restarts: float = 0.0  # per batch: restart from a stored state of any age (or none)
     state_loss: float = 0.0  # share of restarts with no stored state at all
+    redeliver: int = 0  # on a restart, the state of this many batches back, and those batches decided again
     budget_changes: int = 0  # campaign budget set anew this many times while the room runs
     cap_cost_per_interaction: float = 0.5
     price: float = 0.3  # the ad server's cost per paid entry
@@ -236,15 +238,18 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
     for t in changes:
         push(T0 + t, "budget", sc.budget * rnd.choice([0.0, 0.1, 0.5, 1.0, 2.0]))
     checkpoints: list[bytes | None] = [None]
+    batches: list[tuple[bytes | None, list]] = []  # (the state before it, a batch of snapshots) as decided
     held = []  # snapshots held back (delivered out of order)
-    issued_budget: dict[int, float] = {}  # decision seq -> budget in force when it was made
+    # each decision made (a seq decided again after a restart is another decision) -> the budget in force then
+    issued_budget: dict[int, float] = {}
+    made: list[BidDecision] = []  # keeps them alive: issued_budget is keyed by id()
 
-    def bid(metrics) -> None:
-        decisions = bidding.on_metrics(metrics)
+    def bid(metrics, replayed: bool = False) -> None:
+        decisions = bidding.on_metrics(metrics, [replayed] * len(metrics))
         for d in decisions:
             out.decisions += 1
-            issued_budget.setdefault(d.seq, budget[0])
-            issued_budget[d.seq] = min(issued_budget[d.seq], budget[0])
+            issued_budget[id(d)] = budget[0]
+            made.append(d)
             copies = 2 if rnd.random() < sc.duplicate_decisions else 1
             for _ in range(copies):
                 push(now + rnd.uniform(*sc.decision_delay_s), "decision", d)
@@ -270,14 +275,14 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
             d: BidDecision = payload
             if d.seq <= ad.applied:
                 return  # not newer: ignored (the contract)
-            limit = issued_budget[d.seq]
+            limit = issued_budget[id(d)]
             if d.spend_cap > 0 and ad.spent + d.spend_cap > limit + 1e-6:  # new money past the budget
                 out.violations.append(f"decision {d.seq}: spent {ad.spent:.6f} + cap {d.spend_cap:.6f} > "
                                       f"budget {limit:.6f} ({d.reason})")
             report = ad.report(now, d.seq)
             if sc.forged_reports and rnd.random() < sc.forged_reports:
                 push(now + rnd.uniform(*sc.report_delay_s), "event",
-                     forged_report(ad, rnd, now, d.seq, max(issued_budget)))
+                     forged_report(ad, rnd, now, d.seq, max(m.seq for m in made)))
             if rnd.random() >= sc.lost_reports:
                 late = rnd.random() < sc.late_reports
                 delay = rnd.uniform(15, 60) if late else rnd.uniform(*sc.report_delay_s)
@@ -298,14 +303,25 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
             return
         if held and rnd.random() < 0.5:
             metrics, held = metrics + held, []  # older snapshots after newer ones
+        before = checkpoints[-1]
         bid(metrics)
+        batches.append((before, metrics))
         if room in bidding.rooms:
             checkpoints.append(encode_bidding(bidding.rooms[room]))
         if sc.restarts and rnd.random() < sc.restarts:
-            stored = None if rnd.random() < sc.state_loss else rnd.choice(checkpoints)
+            again: list = []
+            if sc.redeliver and len(batches) > sc.redeliver:
+                # as Kafka at least once: the state as of the committed offset (or none), then
+                # the snapshots after that offset handed over again
+                stored, again = batches[-sc.redeliver][0], [b for _, b in batches[-sc.redeliver:]]
+            else:
+                stored = rnd.choice(checkpoints)
+            stored = None if rnd.random() < sc.state_loss else stored
             bidding.rooms.pop(room, None)
             if stored is not None:
                 bidding.rooms[room] = decode_bidding(stored)
+            for batch in again:  # what the Kafka agent marks: snapshots below the end offset it found
+                bid(batch, replayed=True)
     play()
     core.flush()  # the end of input: the last ticks close, their decisions go out too
     metrics, _, _ = core.drain()

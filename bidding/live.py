@@ -66,10 +66,17 @@ class LiveBidding:
             self.parked[room_id] = encode_bidding(state)
             del self.rooms[room_id]
 
-    def on_metrics(self, metrics: list[RoomMetrics]) -> list[BidDecision]:
+    def on_metrics(self, metrics: list[RoomMetrics], replayed: list[bool] | None = None) -> list[BidDecision]:
+        """Decisions for ``metrics``, in order. ``replayed[i]`` says the i-th
+        snapshot may have been decided before, by a predecessor whose state this
+        one does not hold (an at-least-once runtime hands it over again after a
+        restart or a rebalance): the guard then stays blind until a report covers
+        a decision made after it (see :meth:`bidding.budget.BudgetGuard.begin`)."""
         out = []
-        for m in metrics:
+        for i, m in enumerate(metrics):
             state = self.state_for(m.room_id)
+            if replayed is not None and replayed[i]:
+                state.bidder.guard.restored = True
             if not m.live and state.ended:
                 # One pause when a room ends, then silence: a decision draws a spend
                 # report, a report is an event, an event closes a tick, a tick gives a

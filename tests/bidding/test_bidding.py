@@ -83,9 +83,12 @@ def test_a_fresh_guard_pauses_until_a_report_covers_what_came_before_it():
     guard.observe(98, 9.0)  # not yet everything before 100
     guard.begin(101)
     assert guard.issue(101, 10.0) == 0.0
-    guard.observe(99, 9.5)
+    guard.observe(99, 9.5)  # everything before 100: but 100 itself may be a predecessor's too (redelivered)
     guard.begin(102)
-    assert guard.issue(102, 10.0) == 0.5
+    assert guard.issue(102, 10.0) == 0.0
+    guard.observe(100, 9.5)  # the ad server applied 101: a decision made after the lost state's
+    guard.begin(103)
+    assert guard.issue(103, 10.0) == 0.5
     opened = BudgetGuard(total=10.0)
     opened.begin(7, opened=True)  # the room's first snapshot: nothing can precede it
     assert opened.issue(7, 4.0) == 4.0
@@ -105,11 +108,14 @@ def test_the_guard_counts_caps_until_covered_and_pauses_on_late_or_missing_repor
     guard.begin(4)
     guard.begin(5)
     assert guard.pause_reason(5) is not None  # reports 4 decisions behind
-    guard.begin(7)  # a gap: decisions 6 may have been made by a state we lost
+    guard.begin(7)  # a gap: decisions 6 (and 7, handed over again) may have been made by a state we lost
     guard.observe(5, 30.0)
     assert guard.issue(7, 1.0) == 0.0
     guard.observe(6, 30.0)
-    assert guard.issue(7, 100.0) == 70.0
+    assert guard.issue(7, 100.0) == 0.0
+    guard.observe(7, 30.0)
+    guard.begin(8)
+    assert guard.issue(8, 100.0) == 70.0
 
 
 def test_a_budget_cut_applies_at_once():
@@ -226,3 +232,26 @@ def test_ramp_plus_mcb_beats_the_pid_baseline(sample):
     table = summarize(simulate(metrics, campaign, ["ramp+mcb", "pid"], range(10)))
     assert table["ramp+mcb"]["ratio_to_hindsight"] > table["pid"]["ratio_to_hindsight"]
     assert table["ramp+mcb"]["share_over_cap_10pct"] <= 0.05
+
+
+def test_a_guard_handed_snapshots_again_stays_blind_until_a_report_covers_a_later_decision():
+    """The redelivery repro (a helper's): a state restored as of the committed offset,
+    then the snapshots after it again; the old caps of those seqs are the ad
+    server's, the re-issued ones are ignored by it, so the guard must not count
+    its own in their place."""
+    guard = BudgetGuard(total=10.0)
+    guard.begin(1, opened=True)
+    assert guard.issue(1, 2.0) == 2.0
+    guard.restored = True  # seq 2 handed over again: the predecessor may have decided 2 (and 3)
+    guard.observe(0, 0.0)
+    guard.begin(2)
+    assert guard.issue(2, 5.0) == 0.0
+    guard.restored = True
+    guard.begin(3)
+    assert guard.issue(3, 5.0) == 0.0
+    guard.observe(2, 8.0)  # a report covering 2 does not say what was decided for 3
+    guard.begin(4)
+    assert guard.issue(4, 5.0) == 0.0
+    guard.observe(3, 9.0)  # covering the last one handed over again: the rest is this guard's own
+    guard.begin(5)
+    assert guard.issue(5, 5.0) == 1.0

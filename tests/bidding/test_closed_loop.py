@@ -75,8 +75,8 @@ def test_the_cost_cap_moves_mu_on_realised_paid_interactions():
     seen_mu = []
     original = LiveBidding.on_metrics
 
-    def spy(self, metrics):
-        decisions = original(self, metrics)
+    def spy(self, metrics, replayed=None):
+        decisions = original(self, metrics, replayed)
         seen_mu.extend(d.mu for d in decisions if d.mu is not None)
         return decisions
 
@@ -105,14 +105,15 @@ def test_the_cost_cap_moves_mu_on_realised_paid_interactions():
     grace=st.sampled_from([0.0, 10.0, 30.0]),
     moments=st.sampled_from([0, 1, 4]),
     forged=st.sampled_from([0.0, 0.0, 0.3, 1.0]),
+    redeliver=st.sampled_from([0, 0, 2, 3]),
 )
 def test_spend_never_exceeds_the_budget_in_the_closed_loop(seed, duration, budget, late, dup, lost, decision_delay,
                                                            dup_decisions, reorder, restarts, state_loss, changes,
-                                                           grace, moments, forged):
+                                                           grace, moments, forged, redeliver):
     sc = Scenario(seed=seed, duration_s=duration, budget=budget, late_reports=late, duplicate_reports=dup,
                   lost_reports=lost, decision_delay_s=decision_delay, duplicate_decisions=dup_decisions,
                   reordered_snapshots=reorder, restarts=restarts, state_loss=state_loss, budget_changes=changes,
-                  planned_moments=moments, forged_reports=forged)
+                  planned_moments=moments, forged_reports=forged, redeliver=redeliver)
     out = run(sc, config=CoreConfig(grace_s=grace))
     assert not out.violations, out.violations[:3]
     if not changes:
