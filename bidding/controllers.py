@@ -136,8 +136,8 @@ class Bidder:
             why = guard.pause_reason(obs.seq)
             cap = guard.issue(obs.seq, proposal.wanted) if why is None else 0.0
             if cap <= 0.0:
-                if why is None and self.campaign.total_budget <= 0:
-                    why = "budget 0: no campaign for the room (none published, or deleted)"
+                if self.campaign.total_budget <= 0:  # first: it is why nothing is bought, whatever else holds
+                    why = "budget 0: no campaign for the room (none published, or deleted), or one with a budget of 0"
                 elif why is None and guard.left <= 1e-9:
                     why = "budget spent"
                 elif why is None and proposal.wanted <= 0:

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cliploop.models import ClipLoopConfig
+from liveroom.terminal import escape
 from streams.config import CoreConfig
 from liveroom.kafka.topics import KafkaConfig
 from sessions.folder import ReadLimits
@@ -36,7 +37,7 @@ class Settings(BaseSettings):
 
     # streams core (event time)
     tick_s: float = _in(5.0, 0.1, 3600.0, "one snapshot per room per tick of event time (0.1 s at least: "
-                        "at most 36,000 ticks per hour of a session)")
+                        "at most 36,000 ticks per hour of a session; LIVEROOM_RATE_WINDOW_S must be at least one tick)")
     grace_s: float = _in(10.0, 0.0, 3600.0, "how late an event may arrive and still land in its own tick; later: "
                          "dead letter `late`")
     rate_window_s: float = _in(60.0, 0.1, DAY, "span of the per-minute rates (at least one tick, at most 10,000)")
@@ -77,10 +78,11 @@ class Settings(BaseSettings):
         "ramp+mcb", description="the live bidding strategy: ramp+mcb, mcb, pid or fixed")
 
     # clip traffic loop (cliploop): promotion periods in event time
-    clip_period_s: float = _in(3600.0, 60.0, 30 * DAY, "clip loop: promotion period")
+    clip_period_s: float = _in(3600.0, 300.0, 30 * DAY, "clip loop: promotion period (5 minutes at least: the "
+                               "work of a session grows with its periods times the slots)")
     clip_grace_s: float = _in(300.0, 0.0, 7 * DAY, "clip loop: how late a clip event may come and still count")
     clip_budget: int = _in(2000, 0, 1_000_000_000, "clip loop: promoted impressions per room per period")
-    clip_slots: int = _in(20, 1, 10_000, "clip loop: the budget is handed out in this many slots")
+    clip_slots: int = _in(20, 1, 1000, "clip loop: the budget is handed out in this many slots")
     clip_explore_max: float = _in(0.3, 0.0, 1.0, "clip loop: most of the slots given to clips other than the leader")
     clip_prior_impressions: float = _in(200.0, 0.0, 1e9, "clip loop: weight of a clip's score prior, in "
                                         "impressions", lo_open=True)
@@ -215,8 +217,9 @@ def setting_error(exc: ValidationError) -> str:
         return str(first["msg"]).removeprefix("Value error, ")
     name = str(first["loc"][0])
     field = Settings.model_fields.get(name)
-    return (f"LIVEROOM_{name.upper()}={first.get('input')!s} is out of range: {range_text(field) if field else ''}"
-            f" ({first['msg']})")
+    value = escape(str(first.get("input")))  # one line, nothing a terminal acts on
+    value = value if len(value) <= 80 else value[:77] + "..."
+    return f"LIVEROOM_{name.upper()}={value} is out of range: {range_text(field) if field else ''} ({first['msg']})"
 
 
 def range_text(field) -> str:
@@ -234,7 +237,7 @@ def range_text(field) -> str:
         args = getattr(field.annotation, "__args__", ())
         return "one of: " + ", ".join(map(str, args)) if args and all(isinstance(a, str) for a in args) else "any"
     def num(x) -> str:
-        return f"{x:,}" if isinstance(x, int) else f"{x:,g}"
+        return f"{int(x):,}" if isinstance(x, int) or float(x).is_integer() else f"{x:,g}"
     return f"{'above' if lo_open else 'from'} {num(lo)} {'up to' if lo_open else 'to'} {num(hi)}"
 
 

@@ -84,12 +84,20 @@ def test_a_spend_report_whose_total_goes_down_is_a_dead_letter(sample_session, t
 
 
 def test_without_a_campaign_the_decisions_say_budget_zero(sample_session, tmp_path):
+    """Every live decision, even when reports stop coming (an ad server that gets only
+    zero caps may stop answering: it said "spend reports 13 decisions behind")."""
     folder = _events_only(sample_session, tmp_path / "s", campaign=None)
+    events = folder / "events.jsonl"
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    for e in lines:
+        e.pop("covers", None), e.pop("total", None)
+    events.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
     proc = liveroom("replay", str(folder), "--out", str(folder / "out"), "--no-report")
     assert proc.returncode == 0, proc.stderr
     decisions = [json.loads(x) for x in (folder / "out" / "bid-decisions.jsonl").read_text().splitlines()]
     assert all(d["spend_cap"] == 0 for d in decisions)
-    assert any("budget 0: no campaign" in d["reason"] for d in decisions)
+    live = [d for d in decisions if "room not live" not in d["reason"] and "nothing to buy" not in d["reason"]]
+    assert live and all("budget 0: no campaign" in d["reason"] for d in live), {d["reason"][:40] for d in live}
 
 
 @pytest.mark.parametrize("setting", ["TICK_S=0", "TICK_S=-5", "TICK_S=inf", "TICK_S=nan", "TICK_S=1e-9",
@@ -103,6 +111,29 @@ def test_a_setting_out_of_its_range_is_one_error_line(setting, tmp_path):
                     env={f"LIVEROOM_{name}": value}, timeout=60)
     assert_user_error(proc, f"LIVEROOM_{name}={value}", "out of range")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_setting_is_echoed_on_one_line_with_nothing_a_terminal_acts_on(tmp_path):
+    s = small_session(tmp_path / "s")
+    proc = liveroom("replay", str(s), "--out", str(tmp_path / "out"), env={"LIVEROOM_TICK_S": "abc\n\x1b[2Jdef"})
+    assert_user_error(proc, "LIVEROOM_TICK_S=abc\\u000a\\u001b[2Jdef")
+
+
+def test_the_clip_loop_settings_bound_its_work(sample_session, tmp_path):
+    """A 60 s period with 10,000 slots did not end in 120 s on the sample's week of clip
+    events; the extremes of the ranges now do, in seconds."""
+    folder = _events_only(sample_session, tmp_path / "s")
+    shutil.copy(sample_session / "clip-events.jsonl.gz", folder)
+    info = json.loads((folder / "session.json").read_text())
+    info["files"]["clip_events"] = "clip-events.jsonl.gz"
+    (folder / "session.json").write_text(json.dumps(info))
+    proc = liveroom("replay", str(folder), "--out", str(tmp_path / "out"), "--no-report", timeout=60,
+                    env={"LIVEROOM_CLIP_PERIOD_S": "300", "LIVEROOM_CLIP_SLOTS": "1000",
+                         "LIVEROOM_CLIP_BUDGET": "1000000000"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name, value in (("CLIP_PERIOD_S", "60"), ("CLIP_SLOTS", "10000")):
+        assert_user_error(liveroom("replay", str(folder), "--out", str(tmp_path / "o2"), env={f"LIVEROOM_{name}": value}),
+                          f"LIVEROOM_{name}={value}")
 
 
 def test_the_configuration_page_is_rendered_from_the_settings():

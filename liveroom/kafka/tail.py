@@ -10,7 +10,6 @@ as such, with its size and first bytes, never a crash: anyone can write a topic.
 from __future__ import annotations
 
 import base64
-import re
 import time
 from datetime import datetime, timezone
 from typing import Callable, Iterator
@@ -18,22 +17,11 @@ from typing import Callable, Iterator
 import msgspec
 
 from liveroom.kafka.io import unpack
+from liveroom.terminal import escape
 from liveroom.kafka.topics import (ALL_TOPICS, BID_DECISIONS, CAMPAIGNS, CLIP_EVENTS, CLIP_STATS, CLIPS, DEAD_LETTERS,
                                   EVENTS, MOMENTS, PROMOTIONS, ROOM_METRICS, KafkaConfig)
 
 _json = msgspec.json.Decoder().decode
-
-# What a terminal would act on rather than show: C0 and C1 controls (ESC starts
-# CSI and OSC sequences that move, clear or retitle the screen), and the
-# invisible format characters that reorder or hide text (bidirectional
-# overrides and isolates, zero-width characters, line and paragraph separators).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
-
-
-def escape(text: str) -> str:
-    """``text`` with every character a terminal would act on written as ``\\uXXXX``."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
 
 def _escaped(value):
     """A decoded message with every string in it escaped (keys too)."""
