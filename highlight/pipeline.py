@@ -275,10 +275,16 @@ def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, f
     the middle when none is given."""
     # A clip is a whole number of frames: at a sparse frame rate (1 fps) the frame
     # that starts just before the end would run a second past it, and past --max.
+    # Below 1 fps (a frame longer than a second, maybe longer than --max) the clip
+    # is re-encoded at 1 fps, each source frame repeated: its length stays exact.
     fps = probe(video).fps
+    out_fps = max(fps, 1.0) if fps > 0 else 0.0
+    if fps and fps < 1.0:
+        copy_from = None
     length = clip.end - clip.start
-    if fps > 0 and length * fps - math.floor(length * fps + 1e-6) > 1e-6:
-        length = max(math.floor(length * fps + 1e-6) / fps, 1.0 / fps)
+    if out_fps > 0 and length * out_fps - math.floor(length * out_fps + 1e-6) > 1e-6:
+        length = max(math.floor(length * out_fps + 1e-6) / out_fps, 1.0 / out_fps)
+    rate = ["-r", f"{out_fps:g}"] if fps and fps < 1.0 else []
     if not vertical:
         if copy_from is not None:
             _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{copy_from:.3f}", "-i", str(video),
@@ -289,7 +295,7 @@ def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, f
             # The copy ran past its span (ffmpeg kept frames from before the keyframe, as
             # it does on some sparse or odd streams): cut it exactly instead.
         _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.3f}", "-i", str(video),
-              "-t", f"{length:.3f}", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
+              "-t", f"{length:.3f}", *rate, "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac",
               str(out)], "clip encode")
         return out
     from moviepy import VideoFileClip, vfx
@@ -307,7 +313,8 @@ def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, f
 
         sub = sub.transform(lambda get_frame, t: get_frame(t)[:, left(t):left(t) + target_w])
         sub = sub.with_effects([vfx.FadeIn(fade_s), vfx.FadeOut(fade_s)])
-        sub.write_videofile(str(out), codec="libx264", audio_codec="aac", preset="ultrafast", logger=None)
+        sub.write_videofile(str(out), codec="libx264", audio_codec="aac", preset="ultrafast", logger=None,
+                            fps=out_fps or None)
     return out
 
 

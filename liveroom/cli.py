@@ -255,8 +255,12 @@ def simulate(session: Path, strategies: tuple[str, ...], seeds: int, as_json: bo
     if sess.campaign() is None:
         raise UserError(f"session {session} has no campaign in {sess.folder / 'session.json'}: the simulator needs "
                         "its budget and caps")
-    table = summarize(run(session_metrics(sess, Settings().core_config()), sess.campaign(),
-                          list(strategies or ("ramp+mcb", "mcb", "pid", "fixed")), range(seeds)))
+    try:
+        metrics = session_metrics(sess, Settings().core_config())
+    except ValueError as exc:  # no snapshot of the session's room: nothing to replay counterfactually
+        raise UserError(str(exc)) from None
+    table = summarize(run(metrics, sess.campaign(), list(strategies or ("ramp+mcb", "mcb", "pid", "fixed")),
+                          range(seeds)))
     click.echo(json.dumps(table, indent=2) if as_json else format_table(table))
 
 

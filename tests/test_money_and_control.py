@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import msgspec
@@ -167,6 +168,13 @@ def test_simulate_scores_a_zero_budget_as_zero_spend(sample_session, tmp_path):
     assert all(row["spend"] == 0 and row["budget_used"] == 0 for row in table.values())
 
 
+def test_simulate_on_a_session_without_events_of_its_room_is_one_error_line(sample_session, tmp_path):
+    folder = _events_only(sample_session, tmp_path / "s")
+    (folder / "events.jsonl").write_text(json.dumps({"event_id": "x", "room_id": "elsewhere", "ts": 1780000001.0,
+                                                     "type": "like", "user_id": "u"}) + "\n")
+    assert_user_error(liveroom("simulate", str(folder), "--seeds", "1"), "no snapshots of room room-001")
+
+
 def test_tail_escapes_what_a_terminal_would_act_on():
     nasty = "\x1b]0;owned\x07\x1b[2J\u202eevil\u2066\x9b31m\r"
     comment = msgspec.json.encode({"event_id": "e1", "room_id": "r" + nasty, "ts": 1_780_000_000.0,
@@ -180,19 +188,26 @@ def test_tail_escapes_what_a_terminal_would_act_on():
 
 
 def test_clips_honour_max_on_a_one_frame_per_second_video(tmp_path):
-    from highlight.media import probe
+    from highlight.media import ffmpeg_exe, probe
 
     assert liveroom("synth", str(tmp_path / "s"), "--minutes", "3", "--seed", "3", "--video", "--fps", "1",
                     "--size", "320x180").returncode == 0
-    for extra in ([], ["--vertical"]):
-        out = tmp_path / f"clips{len(extra)}"
-        proc = liveroom("highlight", str(tmp_path / "s"), "--out", str(out), "--max", "8", "--min", "4", *extra)
+    shutil.copytree(tmp_path / "s", tmp_path / "sparse")  # a frame every 3.3 s: longer than --max 2
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(tmp_path / "s" / "video.mp4"), "-r", "0.3", "-c:v",
+                    "libx264", "-c:a", "copy", str(tmp_path / "sparse" / "video.mp4")], check=True)
+    for session, longest, extra in (("s", 8, []), ("s", 8, ["--vertical"]), ("sparse", 2, []),
+                                    ("sparse", 2, ["--vertical"])):
+        out = tmp_path / f"clips-{session}{len(extra)}"
+        proc = liveroom("highlight", str(tmp_path / session), "--out", str(out), "--max", str(longest), "--min",
+                        str(longest // 2), *extra)
         assert proc.returncode == 0, proc.stderr[-2000:]
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["clips"]
         for clip in manifest["clips"]:
-            assert clip["end"] - clip["start"] <= 8 + 1e-6, clip  # it was 10.5
-            assert probe(out / clip["file"]).duration <= 8.05, clip["file"]  # the file was 10.04 s
+            assert clip["end"] - clip["start"] <= longest + 1e-6, clip  # it was 10.5 at 1 fps
+            duration = probe(out / clip["file"]).duration
+            assert duration <= longest + 0.05, clip["file"]  # the file was 10.04 s at 1 fps, 3.33 s at 0.3 fps
+            assert abs(duration - (clip["end"] - clip["start"])) < 0.1, (clip, duration)  # the manifest says so
 
 
 def _clip_line(**fields) -> bytes:
