@@ -23,8 +23,31 @@ def locked() -> dict[str, str]:
         if line:
             name, sep, version = line.partition("==")
             assert sep and version, f"requirements.lock: {line!r} is not pinned with =="
+            assert _norm(name) not in pins, f"requirements.lock pins {name} twice"
             pins[_norm(name)] = version
     return pins
+
+
+def test_the_lock_is_closed_every_requirement_of_a_locked_package_is_locked_too():
+    """Transitive dependencies: what each installed, locked distribution requires
+    (its markers evaluated here, extras it was not asked for left out) is in the lock."""
+    from importlib import metadata
+
+    pins = locked()
+    assert "pip" in pins  # the installer itself, at one version
+    missing = []
+    for name in pins:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # locked for another platform or not installed here
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            if _norm(req.name) not in pins:
+                missing.append(f"{name} needs {req.name}")
+    assert not missing, missing
 
 
 def declared() -> list[Requirement]:
