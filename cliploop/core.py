@@ -19,7 +19,7 @@ from typing import Callable
 import msgspec
 
 from streams.core import dead_letter
-from streams.events import BlankLines, Rejected
+from streams.events import JSON_SPACE, BlankLines, Rejected
 from streams.models import DeadLetter
 
 from .events import (ClipClick, ClipComplete, ClipEntry, ClipImpression, ClipLike, ClipOrder,
@@ -62,7 +62,7 @@ class ClipLoopCore:
             self.blank += raw.lines
             return
         self.inputs += 1
-        if not raw.strip():
+        if not raw.strip(JSON_SPACE):
             self.blank += 1
             return
         try:

@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Iterator
 import msgspec
 
 from .config import CoreConfig
-from .events import AnyEvent, BlankLines, EventDecoder, LongInput, Rejected, encode_event
+from .events import JSON_SPACE, AnyEvent, BlankLines, EventDecoder, LongInput, Rejected, encode_event
 from .models import DeadLetter, Moment, RoomMetrics
 from .room import DUPLICATE, LATE, SPEND_UNISSUED, Outputs, RoomProcessor, RoomState, decode_state, encode_state
 from .room_parts import Journal
@@ -145,7 +145,7 @@ class StreamCore:
                 except Exception:  # noqa: BLE001 - explained by the slow path below
                     pass
             if event is None or not lo <= event.ts <= hi:
-                if event is None and not raw.strip():
+                if event is None and not raw.strip(JSON_SPACE):
                     # nothing to keep, nothing to decode: counted, not dead-lettered
                     k = raw.lines if type(raw) is BlankLines else 1
                     self.blank += k

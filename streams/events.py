@@ -24,6 +24,9 @@ LikeCount = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
 Source = Annotated[str, msgspec.Meta(pattern="^(organic|paid|clip)$")]  # clip: drawn by a published clip
 
+# White space as JSON has it (RFC 8259): an input of only these is blank, nothing else is.
+JSON_SPACE = b" \t\n\r"
+
 # Interaction kinds, in the order used by every per-kind vector and output.
 INTERACTION_KINDS: tuple[str, ...] = ("comment", "like", "share", "follow", "gift", "cart_add", "order")
 N_KINDS = len(INTERACTION_KINDS)
@@ -220,7 +223,7 @@ def _rejection(raw: bytes, exc: Exception, tags: frozenset[str]) -> Rejected:
     contract's (``unknown_type``); else ``invalid_event`` (a JSON value that is no
     object, a missing or wrong-typed field, a value out of its bounds)."""
     detail = f"{type(exc).__name__}: {exc}"[:500]
-    if not raw.strip():
+    if not raw.strip(JSON_SPACE):
         return Rejected("empty", "blank input")
     try:
         raw.decode("utf-8")

@@ -41,6 +41,7 @@ def test_typed_fields():
         (b'{"x":' + b"[" * 65, "too_deep"),
         (b'{"x":"' + b"[" * 500, "malformed_json"),  # brackets inside a string are no nesting
         (b'{"type":["comment"]}', "unknown_type"),
+        (b"\x0b\x0c", "malformed_json"),  # not JSON white space (Python's strip() took them for blank)
         (ev(1, T0, "teleport", user_id="u"), "unknown_type"),
         (b'{"event_id":"e","room_id":"r","ts":1.0}', "unknown_type"),
         (ev(1, T0, "comment"), "invalid_event"),  # missing user_id
