@@ -8,8 +8,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS = {"streams", "sessions", "bidding", "highlight", "cliploop", "liveroom", "tests", "bench"}
-KAFKA = {"faust", "aiokafka", "kafka", "mode"}
-NO_IO = {"os", "pathlib", "time", "datetime", "io", "subprocess", "shutil", "socket"}
+KAFKA = {"faust", "aiokafka", "kafka", "mode", "confluent_kafka"}
+NO_IO = {"os", "pathlib", "time", "datetime", "io", "subprocess", "shutil", "socket", "sys", "tempfile", "glob",
+         "gzip", "zlib", "random", "uuid", "asyncio", "logging", "sqlite3", "mmap", "threading", "importlib", "signal"}
+NO_IO_CALLS = {"open", "__import__", "eval", "exec", "input", "print"}  # builtins that reach files, code or a terminal
 TOOLING = {"bidding": {"market", "scenarios", "evaluate", "closed_loop"}, "cliploop": {"simulate"}}
 ALLOWED = {  # package -> packages of ours it may import
     "streams": {"streams"},
@@ -31,11 +33,22 @@ def imports(path: Path) -> set[str]:
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = list(parts[: len(parts) - node.level])
-                found.add(".".join(base + ([node.module] if node.module else [])))
-            elif node.module:
-                found.add(node.module)
+                base = ".".join(list(parts[: len(parts) - node.level]) + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            # `from . import core`, `from bidding import scenarios`: the names may be submodules
+            found |= {f"{base}.{a.name}" for a in node.names if a.name != "*"}
+        elif isinstance(node, ast.Call) and isinstance(node.args[0] if node.args else None, ast.Constant) and \
+                getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__"):
+            found.add(str(node.args[0].value))  # importlib.import_module("x"), __import__("x")
     return found
+
+
+def calls(path: Path) -> set[str]:
+    """Names of the builtins a file calls (``open(...)``, ``__import__(...)``)."""
+    return {node.func.id for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
 
 
 def modules(package: str):
@@ -54,17 +67,55 @@ def test_each_package_imports_only_what_its_room_may():
                     wrong.append(f"{path.relative_to(ROOT)} imports {name} (a Kafka client or Faust)")
                 if package == "streams" and top in NO_IO:
                     wrong.append(f"{path.relative_to(ROOT)} imports {name} (files, the clock or the OS)")
+            if package == "streams" and calls(path) & NO_IO_CALLS:
+                wrong.append(f"{path.relative_to(ROOT)} calls {sorted(calls(path) & NO_IO_CALLS)}")
                 if package in TOOLING and top == "sessions" and path.stem not in TOOLING[package]:
                     wrong.append(f"{path.relative_to(ROOT)} imports {name} (a pure core reads no files)")
     assert not wrong, "\n".join(wrong)
 
 
-def test_modules_of_the_project_import_each_other_without_cycles():
+def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for package in ALLOWED:
         for path in modules(package):
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
             graph[name] = {i for i in imports(path) if i.split(".")[0] in OURS}
+    return graph
+
+
+def test_the_pure_cores_reach_no_file_adapter_even_through_another_module():
+    graph = _graph()
+    names = set(graph)
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for dep in graph.get(todo.pop(), ()):
+                if dep in names and dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    for package, tooling in TOOLING.items():
+        for name in (n for n in names if n.startswith(package + ".") and n.split(".")[-1] not in tooling):
+            bad = sorted(d for d in reach(name) if d.startswith("sessions") or d.split(".")[-1] in tooling)
+            assert not bad, f"{name} reaches {bad}"
+    for name in (n for n in names if n.startswith("streams")):
+        assert all(d.startswith("streams") for d in reach(name)), name
+
+
+def test_nothing_outside_tests_imports_tests():
+    wrong = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("tests", ".venv", ".venv-latest", "build") or rel.parts[0].startswith("."):
+            continue
+        wrong += [f"{rel} imports {n}" for n in imports(path) if n.split(".")[0] == "tests"]
+    assert not wrong, wrong
+
+
+def test_modules_of_the_project_import_each_other_without_cycles():
+    graph = _graph()
     names = set(graph)
     state: dict[str, int] = {}
     cycles = []
