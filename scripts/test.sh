@@ -22,7 +22,12 @@ if [ "$LATEST" = 1 ]; then
 import re, subprocess, sys
 norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
 def pins(lines):
-    return {norm(n): v for n, _, v in (l.partition("==") for l in lines) if v and not l.startswith("#")}
+    out = {}
+    for line in lines:
+        name, _, version = line.partition("==")
+        if version and not line.startswith("#"):
+            out[norm(name)] = version
+    return out
 locked = pins(open("requirements.lock").read().split())
 now = pins(subprocess.run([sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"],
                           capture_output=True, text=True, check=True).stdout.split())
