@@ -341,34 +341,41 @@ class RoomsRuntime:
                 log.info("flushed %d room(s) of idle partitions", flushed)
 
     async def _publish(self) -> None:
-        """Send the queued changelog records, then the core's outputs, straight to
-        the producer (one partition's records keep their order), flush, and check
-        that every record was written: a batch whose writes failed must not be
-        acked, or its offsets would be committed past events whose state is lost
-        (the worker stops instead, and its successor redoes the batch)."""
+        """Send the core's outputs, flush and check them; then the queued changelog
+        records (one partition's records keep their order), flush and check them.
+        A batch whose writes failed is not acked, or its offsets would be committed
+        past events whose state or outputs are lost (the worker stops instead, and
+        its successor redoes the batch). Outputs go first: a crash or a refused
+        record between the two leaves the state as it was, so the batch is done
+        again and its outputs repeated, never lost (with the state first, a refused
+        snapshot was lost for good: the restored state took the redone events for
+        duplicates)."""
         send = self.app.producer.send
-        sent = []
-        outbox, self.store.outbox = self.store.outbox, []
-        for topic, partition, key, value in outbox:
-            sent.append(await send(topic, key, value, partition, None, None))
         metrics, moments, dead = self.core.drain()
+        outputs = []
         for m in metrics:
-            sent.append(await send(ROOM_METRICS, m.room_id.encode(), _encode(m), None, None, None))
+            outputs.append(await send(ROOM_METRICS, m.room_id.encode(), _encode(m), None, None, None))
         for m in moments:
-            sent.append(await send(MOMENTS, m.room_id.encode(), _encode(m), None, None, None))
+            outputs.append(await send(MOMENTS, m.room_id.encode(), _encode(m), None, None, None))
         for d in dead:
-            sent.append(await send(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d), None, None,
-                                   None))
+            outputs.append(await send(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d), None, None,
+                                      None))
+        await self._written(outputs, "an output record")
+        outbox, self.store.outbox = self.store.outbox, []
+        state = [await send(topic, key, value, partition, None, None) for topic, partition, key, value in outbox]
+        await self._written(state, "a state record")
+        self.stats.record_outputs(metrics, moments)
+
+    async def _written(self, sent: list, what: str) -> None:
+        """Flush, and stop the worker if any of ``sent`` was not written."""
         await self.app.producer.flush()
         for future in sent:
             try:
                 await future
             except Exception as exc:
-                self.stats.record_failure(f"a state or output record was not written: {exc!r}")
-                log.error("rooms agent: a state or output record was not written (%r); stopping before the batch "
-                          "is acknowledged", exc)
+                self.stats.record_failure(f"{what} was not written: {exc!r}")
+                log.error("rooms agent: %s was not written (%r); stopping before the batch is acknowledged", what, exc)
                 raise
-        self.stats.record_outputs(metrics, moments)
 
     async def progress(self) -> None:
         """Every ``progress_s``: events per second and consumer lag for the pages,

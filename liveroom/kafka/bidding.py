@@ -72,30 +72,14 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
                 continue
             campaigns[msg.key] = msg.value  # single event in context: its own partition
 
-    # Per partition of the metrics topic: the end offset when this process took it.
-    # Snapshots below it may have been decided by the partition's previous owner (a
-    # crash between sending decisions and storing the state, a rebalance): they are
-    # delivered at least once, so they are marked replayed and the room's guard
-    # stays blind until a report covers a decision made after them.
-    replay_until: dict[int, int] = {}
-    owned: set[int] = set()
-
     @app.agent(metrics_topic, name="bidding")
     async def bid(stream):
         async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
             live = LiveBidding(campaign_for, strategy=strategy, tick_s=tick_s)
             partitions: dict[str, int] = {}
             snapshots = []
-            replayed = []
-            now_owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == ROOM_METRICS}
-            for gone in owned - now_owned:  # taken again later: its end offset then counts
-                replay_until.pop(gone, None)
-            owned.clear()
-            owned.update(now_owned)
             for event in batch:
                 msg = event.message
-                if msg.partition not in replay_until:
-                    replay_until[msg.partition] = app.consumer.highwater(msg.tp) or msg.offset + 1
                 try:
                     m = _metrics.decode(msg.value or b"")
                 except Exception as exc:  # noqa: BLE001 - our own topic, but anyone with access can write it
@@ -107,12 +91,21 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
                         live.rooms[m.room_id] = decode_bidding(stored)
                 partitions[m.room_id] = msg.partition
                 snapshots.append(m)
-                replayed.append(msg.offset < replay_until[msg.partition])
-            decisions = live.on_metrics(snapshots, replayed)
+            decisions = live.on_metrics(snapshots)
+            # The state goes first, and is on the broker before any decision made with it
+            # is sent: a restarted (or new) owner then restores a guard that knows every
+            # cap sent, and the snapshots it is handed again are stale to it. (Sent the
+            # other way round, a crash between the two let a restored guard decide those
+            # snapshots again and count its own caps in place of the ones the ad server had.)
+            written = []
             for room_id, room_state in live.rooms.items():
                 key, value = room_id.encode(), encode_bidding(room_state)
                 state.data[key] = value
-                state.send_changelog(partitions[room_id], key, value)
+                written.append(state.send_changelog(partitions[room_id], key, value))
+            if written:
+                await app.producer.flush()
+                for future in written:
+                    await future  # a state not written stops the agent before its decisions go out
             for d in decisions:
                 await decisions_topic.send(key=d.room_id.encode(), value=_encode(d))
                 if stats is not None:
