@@ -19,9 +19,9 @@ def _constants(tree: ast.Module) -> dict[str, str]:
             and isinstance(node.value.value, str)}
 
 
-def emitted_reasons() -> set[str]:
+def emitted_reasons(packages: tuple[str, ...] = PACKAGES) -> set[str]:
     found: set[str] = set()
-    for pkg in PACKAGES:
+    for pkg in packages:
         for path in (ROOT / pkg).rglob("*.py"):
             tree = ast.parse(path.read_text())
             names = _constants(tree)
@@ -64,3 +64,11 @@ def test_every_dead_letter_reason_is_documented_and_every_documented_one_is_emit
                        "malformed_envelope", "truncated_input", "invalid_campaign"}  # the scan sees them
     assert emitted - documented == set(), "emitted but not in docs/contracts.md"
     assert documented - emitted == set(), "in docs/contracts.md but never emitted"
+
+
+def test_the_worker_exports_every_reason_of_the_rooms_agent_from_zero():
+    """What the streams core can give on Kafka: all of its reasons but a recorded
+    session's ts bounds and the decoder's own blank verdict (the core counts blanks)."""
+    from liveroom.kafka.web import ROOM_REASONS
+
+    assert set(ROOM_REASONS) == emitted_reasons(("streams",)) - {"ts_out_of_range", "empty"}

@@ -30,6 +30,9 @@ from prometheus_client.exposition import generate_latest
 from liveroom.kafka.app import RoomsRuntime
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
+# The dead-letter reasons of the rooms agent (docs/contracts.md; tests/test_contract_reasons.py checks them).
+ROOM_REASONS = ("oversized", "invalid_utf8", "too_deep", "malformed_json", "malformed_envelope", "unknown_type",
+                "invalid_event", "late", "ts_jump", "key_mismatch", "spend_unissued", "spend_total_down")
 
 
 def status(runtime: RoomsRuntime) -> dict:
@@ -88,9 +91,12 @@ class WorkerCollector:
             inputs.add_metric([outcome], a[key])
         yield inputs
         dead = CounterMetricFamily("liveroom_dead_letters", "Dead letters, by reason", labels=["reason"])
-        for reason, n in a["dead_letter_reasons"].items():
+        # every reason the rooms agent can give, from 0: rate() sees the first burst too
+        for reason, n in {**dict.fromkeys(ROOM_REASONS, 0), **a["dead_letter_reasons"]}.items():
             dead.add_metric([reason], n)
         yield dead
+        yield GaugeMetricFamily("liveroom_worker_started_seconds", "When this worker process started (epoch "
+                                "seconds): restarts show as changes", value=round(self.runtime.stats.started, 3))
         yield GaugeMetricFamily("liveroom_events_per_second", "Inputs per second over the last progress interval",
                                 value=s["events_per_s"])
         lag = GaugeMetricFamily("liveroom_consumer_lag", "Messages on the broker not yet processed",
