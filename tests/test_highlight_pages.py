@@ -20,9 +20,10 @@ def test_the_highlight_worker_says_how_it_is_and_what_it_did():
     try:
         base = f"http://127.0.0.1:{port}"
         assert _get(f"{base}/healthz") == (200, b'{"status": "ok", "last_error": null}')
-        stats.published({"room_id": "a", "final": False, "part": 1, "clips": [{"file": "1/clip-01.mp4"}]})
+        # as the worker writes them (the files' folders are part-01, part-02: a tester found "1/" counted nothing)
+        stats.published({"room_id": "a", "final": False, "part": 1, "clips": [{"file": "part-01/clip-01.mp4"}]})
         stats.published({"room_id": "a", "final": True, "part": 2,
-                         "clips": [{"file": "1/clip-01.mp4"}, {"file": "2/clip-01.mp4"}]})
+                         "clips": [{"file": "part-01/clip-01.mp4"}, {"file": "part-02/clip-01.mp4"}]})
         stats.published({"room_id": "b", "final": True, "part": 1, "error": "analysis failed: MediaError", "clips": []})
         m = {s.name: s.value for f in text_string_to_metric_families(_get(f"{base}/metrics")[1].decode())
              for s in f.samples}

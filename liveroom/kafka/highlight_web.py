@@ -36,18 +36,23 @@ class HighlightStats:
     errors: int = 0
     last_error: str | None = None
 
+    counted: dict[str, int] = field(default_factory=dict)  # room -> clips of its parts counted so far
+
     def published(self, manifest: dict) -> None:
+        """A manifest sent: a part lists its own clips, the final one every clip of
+        the room (those of the earlier parts were counted with them)."""
         self.parts += 1
-        if manifest.get("final"):
-            self.rooms_cut += 1
+        room = str(manifest.get("room_id"))
+        clips = len(manifest.get("clips") or [])
         if manifest.get("error"):
             self.errors += 1
-            self.last_error = f"{manifest.get('room_id')}: {manifest['error']}"
-        elif not manifest.get("final"):
-            self.clips += len(manifest.get("clips") or [])
-        else:  # a final part lists every clip of the room; those of its earlier parts were counted
-            self.clips += sum(1 for c in manifest.get("clips") or [] if str(c.get("file", "")).startswith(
-                f"{manifest.get('part')}/"))
+            self.last_error = f"{room}: {manifest['error']}"
+        if manifest.get("final"):
+            self.rooms_cut += 1
+            self.clips += max(clips - self.counted.pop(room, 0), 0)
+        elif not manifest.get("error"):
+            self.clips += clips
+            self.counted[room] = self.counted.get(room, 0) + clips
 
     def health(self, now: float | None = None) -> tuple[int, str]:
         now = time.time() if now is None else now

@@ -36,7 +36,7 @@ import msgspec
 from highlight.media import MediaError, probe
 from highlight.pipeline import cut_clips, find_highlights
 from highlight.select import SelectionConfig
-from streams.events import EventDecoder, Rejected, RoomEnd
+from streams.events import EventDecoder, Rejected, RoomEnd, RoomStart
 from liveroom.kafka.io import unpack
 from liveroom.kafka.topics import CLIPS, EVENTS, KafkaConfig
 from sessions.folder import SessionError, open_session
@@ -155,6 +155,7 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: fl
     decode = EventDecoder(max_bytes=1 << 20).decode
     keep_margin = SelectionConfig().max_s + 10.0  # a clip, plus its padding and snapping
     rooms: dict[str, RoomProgress] = {}
+    ended: dict[str, None] = {}  # rooms cut at their room_end (the newest 10,000): later events do not reopen them
     done = 0
     last = time.monotonic()
     log.info("highlight worker ready: recordings from %s, clips to %s, %s", recordings, clips_dir,
@@ -181,11 +182,18 @@ def run(config: KafkaConfig, recordings: Path, clips_dir: Path, *, segment_s: fl
                     event = decode(raw)
                 except Rejected:
                     continue  # the streams workers dead-letter it
+                if type(event) is RoomStart:
+                    ended.pop(event.room_id, None)  # live again: a new broadcast to cut
+                elif event.room_id in ended:
+                    continue  # a late event of a room already cut
                 progress = rooms.setdefault(event.room_id, RoomProgress(first_ts=event.ts))
                 if type(event) is RoomEnd:
                     publish(event.room_id, clip_part(event.room_id, recordings, clips_dir, progress, end=None,
                                                      keep_margin=keep_margin))
                     del rooms[event.room_id]
+                    ended[event.room_id] = None
+                    if len(ended) > 10_000:
+                        del ended[next(iter(ended))]
                     done += 1
                 elif (segment_s > 0 and event.ts >= progress.retry_ts
                       and event.ts - progress.first_ts >= progress.analysed_to + segment_s + settle_s):
