@@ -8,6 +8,7 @@ the library errors that mean "your input" into it.
 
 from __future__ import annotations
 
+import math
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,17 @@ class UserError(click.ClickException):
     """One ``Error: ...`` line, exit status 2."""
 
     exit_code = 2
+
+
+class Finite(click.FloatRange):
+    """A float option in a range, and finite: NaN passes every comparison of a plain
+    range (``--speed nan`` was taken)."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
 
 
 class _Group(click.Group):
@@ -68,7 +80,7 @@ def _open(session: Path):
               help="Folder for the outputs (embedded).")
 @click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None,
               help="Produce the events to Kafka instead of replaying embedded.")
-@click.option("--speed", type=click.FloatRange(min=0), default=None,
+@click.option("--speed", type=Finite(min=0, max=1e6), default=None,
               help="With --kafka: times real time; 0 = as fast as possible (default: LIVEROOM_REPLAY_SPEED, 0).")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write report.html (embedded).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
@@ -151,7 +163,7 @@ def topics(bootstrap: str | None) -> None:
 @click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--room", default=None, help="Only this room's messages (the message key).")
 @click.option("--from-beginning", is_flag=True, help="From the topic's first message (default: new messages only).")
-@click.option("--idle-timeout", type=click.FloatRange(min=0), default=None,
+@click.option("--idle-timeout", type=Finite(min=0), default=None,
               help="Stop after this many seconds without a message (default: follow until Ctrl-C).")
 @click.option("--max", "max_messages", type=click.IntRange(min=1), default=None, help="Stop after this many messages.")
 def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bool, idle_timeout: float | None,
@@ -175,7 +187,7 @@ def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bo
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--room", required=True, help="Room id (the message key) to capture.")
-@click.option("--idle-timeout", type=float, default=10.0, show_default=True,
+@click.option("--idle-timeout", type=Finite(min=0), default=10.0, show_default=True,
               help="Stop after this many seconds without a message.")
 @click.option("--latest", is_flag=True, help="Only events produced from now on (default: from the beginning).")
 def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float, latest: bool) -> None:
@@ -184,17 +196,24 @@ def record(out_dir: Path, bootstrap: str | None, room: str, idle_timeout: float,
 
     from liveroom.kafka.io import record_room
 
-    def stop(signum, frame):  # noqa: ARG001 - SIGTERM ends a recording as Ctrl-C does: the folder is kept whole
-        raise KeyboardInterrupt
+    stopping: list[int] = []
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    def stop(signum, frame):  # noqa: ARG001
+        """SIGTERM ends a recording as Ctrl-C does; a second signal while it finishes
+        is ignored, so the last session.json (with the newest campaign) is written."""
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         rec = record_room(Settings().kafka_config(bootstrap), room, out_dir, from_beginning=not latest,
                           idle_timeout_s=idle_timeout)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if rec.campaign is not None:
         currency = f" {rec.campaign.currency}" if rec.campaign.currency else ""
         click.echo(f"campaign: budget {rec.campaign.total_budget:g}{currency}, from liveroom.campaigns")
@@ -305,10 +324,10 @@ def _highlight_input(path: Path, events: Path | None):
 @click.option("--events", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Events file (a session folder brings its own).")
 @click.option("--room", default=None, help="Room id in the events (a session folder brings its own).")
-@click.option("--t0", type=float, default=None, help="Epoch seconds of the video's first frame (with --events).")
+@click.option("--t0", type=Finite(min=0, max=1e11), default=None, help="Epoch seconds of the video's first frame (with --events).")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--min", "min_s", type=click.FloatRange(min=1), default=10.0, show_default=True)
-@click.option("--max", "max_s", type=click.FloatRange(min=2), default=60.0, show_default=True)
+@click.option("--min", "min_s", type=Finite(min=1, max=3600), default=10.0, show_default=True)
+@click.option("--max", "max_s", type=Finite(min=2, max=3600), default=60.0, show_default=True)
 @click.option("--vertical", is_flag=True, help="9:16 crop with fades (re-encodes with moviepy).")
 @click.option("--pull-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="pull-model.json from a replay with clip events: choose clips by the pull it predicts.")
@@ -347,7 +366,7 @@ def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | 
               help="Overrides LIVEROOM_RECORDINGS_DIR.")
 @click.option("--clips", "clips_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Overrides LIVEROOM_CLIPS_DIR.")
-@click.option("--segment-s", type=click.FloatRange(min=0), default=None,
+@click.option("--segment-s", type=Finite(min=0, max=30 * 86400), default=None,
               help="Analyse running broadcasts in parts of this many seconds (0: only when a room ends). "
                    "Overrides LIVEROOM_HIGHLIGHT_SEGMENT_S.")
 @click.option("--max-rooms", type=int, default=None, help="Stop after this many rooms (tests).")

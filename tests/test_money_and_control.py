@@ -8,6 +8,7 @@ import gzip
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -272,3 +273,17 @@ def test_the_report_header_gives_the_rooms_own_start_and_end(sample_session, tmp
     info = json.loads((sample_session / "session.json").read_text())
     html = (tmp_path / "out" / "report.html").read_text()
     assert f"{clock(info['start'])} to {clock(info['end'])}" in html  # it was 5 s late at both ends
+
+
+@pytest.mark.parametrize("args", [("replay", "SESSION", "--kafka", "127.0.0.1:1", "--speed", "nan"),
+                                  ("record", "--kafka", "127.0.0.1:1", "--room", "r", "OUT", "--idle-timeout", "nan"),
+                                  ("tail", "events", "--kafka", "127.0.0.1:1", "--idle-timeout", "inf")])
+def test_a_number_option_that_is_not_finite_is_refused(args, tmp_path):
+    s = small_session(tmp_path / "s")
+    proc = liveroom(*[{"SESSION": str(s), "OUT": str(tmp_path / "rec")}.get(a, a) for a in args])
+    assert proc.returncode == 2 and "is not a finite number" in proc.stderr, proc.stderr
+
+
+def test_python_m_liveroom_is_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "liveroom", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("liveroom, version"), proc.stderr

@@ -152,3 +152,11 @@ def test_tail_clips_names_the_folder_the_clip_files_are_in():
                 "clips": [{"file": "clip-01.mp4", "start": 1.0, "end": 20.0, "score": 3.1, "reasons": ["audio z 4.0"]}]}
     lines = "\n".join(format_message(CLIPS, msgspec.json.encode(manifest))).splitlines()
     assert lines[1].strip().startswith("clips/room-001/clip-01.mp4"), lines
+
+
+def test_a_decision_that_says_budget_spent_says_what_is_committed():
+    d = {"room_id": "r", "ts": 1780000000.0, "seq": 1, "strategy": "paused", "bid_cap": None, "multiplier": 0.0,
+         "unit_value": 0.4, "spend_cap": 0.0, "budget_left": 0.0, "reason": "budget spent", "budget": 240.0,
+         "spent": 88.68, "committed": 151.32}
+    (line,) = format_message(BID_DECISIONS, msgspec.json.encode(d))
+    assert line.endswith("Why: budget spent (spent or committed: caps count as spent until a report covers them)")

@@ -71,14 +71,17 @@ def _decision(v: dict) -> str:
     spent (reported), committed (caps issued, not yet reported: they count as
     spent until a report covers them) and left."""
     per_viewer = "" if v.get("bid_cap") is None else f"; bid cap {_num(v.get('bid_cap'))} per viewer"
+    reason = v.get("reason")
     if v.get("budget") is not None:
         money = (f"budget {_num(v.get('budget'))}: {_num(v.get('spent'))} spent, {_num(v.get('committed'))} "
                  f"committed, {_num(v.get('budget_left'))} left")
+        if reason == "budget spent" and (v.get("committed") or 0) > 0:
+            reason += " (spent or committed: caps count as spent until a report covers them)"
     else:  # a decision of an older version
         money = f"budget left {_num(v.get('budget_left'))}"
     return (f"{clock(v.get('ts'))} {v.get('room_id')} {v.get('strategy')}: bid {_num(v.get('multiplier'))} x value "
             f"{_num(v.get('unit_value'))}{per_viewer}; spend cap {_num(v.get('spend_cap'))} until the next "
-            f"decision; {money}. Why: {v.get('reason')}")
+            f"decision; {money}. Why: {reason}")
 
 
 def _campaign(v: dict) -> str:
@@ -100,7 +103,8 @@ def _show(show: object) -> str:
 
 def _clips(v: dict) -> str:
     clips = v.get("clips") or []
-    head = (f"{v.get('room_id')} clips, part {v.get('part')}{' (final)' if v.get('final') else ''}: "
+    part = f"part {v.get('part')}" if v.get("part") is not None else "no part"
+    head = (f"{v.get('room_id')} clips, {part}{' (final)' if v.get('final') else ''}: "
             f"{len(clips)} clip(s)" + (f"; error: {v['error']}" if v.get("error") else ""))
     folder = v.get("folder")
     where = f"{str(folder).rstrip('/')}/" if folder else ""  # the clips folder the worker wrote them to
