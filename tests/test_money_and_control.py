@@ -196,8 +196,7 @@ def test_clips_honour_max_on_a_one_frame_per_second_video(tmp_path):
     shutil.copytree(tmp_path / "s", tmp_path / "sparse")  # a frame every 3.3 s: longer than --max 2
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(tmp_path / "s" / "video.mp4"), "-r", "0.3", "-c:v",
                     "libx264", "-c:a", "copy", str(tmp_path / "sparse" / "video.mp4")], check=True)
-    for session, longest, extra in (("s", 8, []), ("s", 8, ["--vertical"]), ("sparse", 2, []),
-                                    ("sparse", 2, ["--vertical"])):
+    for session, longest, extra in (("s", 8, []), ("sparse", 2, []), ("sparse", 2, ["--vertical"])):
         out = tmp_path / f"clips-{session}{len(extra)}"
         proc = liveroom("highlight", str(tmp_path / session), "--out", str(out), "--max", str(longest), "--min",
                         str(longest // 2), *extra)

@@ -23,8 +23,10 @@ from .harness import Worker, read_topic
 pytestmark = pytest.mark.kafka
 
 
-@pytest.mark.parametrize("kill, hostile", [(False, False), (True, False), (False, True)],
-                         ids=["steady", "sigkill-mid-room", "forged-report-then-deleted"])
+# The hostile run is the steady one too (its first 40% are the steady room, and it checks
+# everything the steady run checked): two runs of about 45 s, not three.
+@pytest.mark.parametrize("kill, hostile", [(True, False), (False, True)],
+                         ids=["sigkill-mid-room", "steady-then-forged-report-then-deleted"])
 def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill, hostile):
     """With ``hostile``: at 40% of the room a forged spend report (covers 2^52,
     total 0: it switched the guard off), at 70% the campaign deleted (a tombstone:
