@@ -4,6 +4,7 @@ comes first, on one clock, and the clips play."""
 from __future__ import annotations
 
 import json
+import os
 
 import msgspec
 from click.testing import CliRunner
@@ -67,6 +68,9 @@ def test_the_sample_report_reads_at_a_glance(sample_session, tmp_path):
             assert seconds <= 60.0 + 0.1  # --max 60 holds for the file, not only the plan
             assert clock(manifest["t0"] + c["start"]) in box.text
         assert "{'" not in b.find_element("tag name", "body").text  # nothing printed as a Python dict
+        b.save_screenshot(str(tmp_path / "report.png"))  # what the reader sees first: the headline
+        if os.environ.get("LIVEROOM_SCREENSHOTS"):
+            b.save_screenshot(os.path.join(os.environ["LIVEROOM_SCREENSHOTS"], "report.png"))
 
 
 def test_several_rooms_get_a_sorted_overview_and_say_which_had_no_campaign(synth_factory, tmp_path):
