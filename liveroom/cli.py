@@ -90,6 +90,10 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
     settings = Settings()
     sess = _open(session)
     show = sys.stderr.isatty() if progress is None else progress
+    ctx = click.get_current_context()
+    if bootstrap and ctx.get_parameter_source("out_dir") is click.core.ParameterSource.COMMANDLINE:
+        raise UserError("--out is for the embedded replay; with --kafka the outputs are the workers' topics "
+                        "(liveroom tail TOPIC reads them)")
     if bootstrap:
         from liveroom.kafka.io import produce_session
         from liveroom.kafka.topics import create_topics

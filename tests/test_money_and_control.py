@@ -286,3 +286,9 @@ def test_a_number_option_that_is_not_finite_is_refused(args, tmp_path):
 def test_python_m_liveroom_is_the_cli():
     proc = subprocess.run([sys.executable, "-m", "liveroom", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("liveroom, version"), proc.stderr
+
+
+def test_replay_onto_kafka_says_out_is_not_for_it(tmp_path):
+    s = small_session(tmp_path / "s")
+    assert_user_error(liveroom("replay", str(s), "--kafka", "127.0.0.1:1", "--out", str(tmp_path / "o")),
+                      "--out is for the embedded replay")

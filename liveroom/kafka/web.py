@@ -54,13 +54,22 @@ def status(runtime: RoomsRuntime) -> dict:
         "state_bytes": stats.state_bytes(online),
         "changelog_bytes": dict(stats.changelog_bytes),
         "bid_decisions": dict(sorted(stats.decisions_by_strategy.items())),
-        "budget_left": round(sum(d.budget_left for d in decisions), 2),
-        "spend_reported": round(sum(m.spend_total for m in stats.latest.values()), 2),
+        # money is summed per currency (a room's campaign's; "" when it names none): CNY and USD never add up
+        "budget_left": _per_currency(stats, ((d.room_id, d.budget_left) for d in decisions)),
+        "spend_reported": _per_currency(stats, ((m.room_id, m.spend_total) for m in stats.latest.values())),
         "write_failures": stats.write_failures,
         "live_rooms_silent": stats.live_rooms_silent(),
         "live_rooms_out_of_budget": stats.live_rooms_out_of_budget(),
         "highlight": stats.highlight_status(),
     }
+
+
+def _per_currency(stats, amounts) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for room, amount in amounts:
+        currency = stats.currency.get(room, "")
+        out[currency] = out.get(currency, 0.0) + amount
+    return {c: round(v, 2) for c, v in sorted(out.items())}
 
 
 def health(runtime: RoomsRuntime) -> tuple[int, str]:
@@ -123,10 +132,14 @@ class WorkerCollector:
         for strategy, n in s["bid_decisions"].items():
             bids.add_metric([strategy], n)
         yield bids
-        yield GaugeMetricFamily("liveroom_budget_left", "Budget left, summed over the rooms this worker bids for",
-                                value=s["budget_left"])
-        yield GaugeMetricFamily("liveroom_spend_reported", "Spend reported in the rooms' newest snapshots, summed",
-                                value=s["spend_reported"])
+        for name, key, text in (("liveroom_budget_left", "budget_left", "Budget left over the rooms this worker bids "
+                                 "for, by the campaigns' currency"),
+                                ("liveroom_spend_reported", "spend_reported", "Spend reported in the rooms' newest "
+                                 "snapshots, by the campaigns' currency")):
+            money = GaugeMetricFamily(name, text, labels=["currency"])
+            for currency, amount in s[key].items():
+                money.add_metric([currency], amount)
+            yield money
         # what deploy/prometheus/alerts.yml alerts on, beside lag and dead letters
         yield CounterMetricFamily("liveroom_write_failures", "State or output records the broker did not take "
                                   "(the worker stops on the first)", value=s["write_failures"])

@@ -110,6 +110,8 @@ def test_a_newcomer_sees_every_output(broker, sample_session, synth_factory, tmp
         # what deploy/prometheus/alerts.yml reads: nothing failed, no live room silent (the room ended)
         assert m[("liveroom_write_failures_total",)] == 0 and m[("liveroom_live_rooms_silent",)] == 0
         assert ("liveroom_live_rooms_out_of_budget",) in m and ("liveroom_highlight_clips",) in m
+        # money by currency: CNY and USD rooms never add up
+        assert m[("liveroom_spend_reported", ("currency", "CNY"))] == round(last.spend_total, 2)
         assert status["health"] == "ok"
         room = json.loads(_get(f"{web}/rooms/room-001")[1])
         assert msgspec.convert(room["metrics"], RoomMetrics) == last
