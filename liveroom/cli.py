@@ -38,6 +38,18 @@ class Finite(click.FloatRange):
         return value
 
 
+def bootstrap_servers(ctx, param, value: str | None) -> str | None:  # noqa: ARG001 - click's callback signature
+    """``--kafka``: HOST:PORT[,HOST:PORT...], each port 1-65535 (a malformed one was a
+    bare ``int()`` error from the Kafka client that did not name the option)."""
+    if value is None:
+        return None
+    for server in value.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise click.BadParameter(f"{server.strip()!r} is not HOST:PORT (a port from 1 to 65535)")
+    return value
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         with user_errors():
@@ -78,7 +90,7 @@ def _open(session: Path):
 @click.argument("session", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
               help="Folder for the outputs (embedded).")
-@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None,
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, callback=bootstrap_servers,
               help="Produce the events to Kafka instead of replaying embedded.")
 @click.option("--speed", type=Finite(min=0, max=1e6), default=None,
               help="With --kafka: times real time; 0 = as fast as possible (default: LIVEROOM_REPLAY_SPEED, 0).")
@@ -138,7 +150,8 @@ def replay(session: Path, out_dir: Path, bootstrap: str | None, speed: float | N
 
 
 @main.command()
-@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, callback=bootstrap_servers,
+              help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--loglevel", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
               show_default=True, help="The libraries' (Faust, aiokafka) level; liveroom's own lines are INFO or lower.")
 def worker(bootstrap: str | None, loglevel: str) -> None:
@@ -153,7 +166,8 @@ def worker(bootstrap: str | None, loglevel: str) -> None:
 
 
 @main.command()
-@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, callback=bootstrap_servers,
+              help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 def topics(bootstrap: str | None) -> None:
     """Create the data contract's topics with the configured partition count."""
     from liveroom.kafka.topics import create_topics
@@ -164,7 +178,8 @@ def topics(bootstrap: str | None) -> None:
 
 @main.command()
 @click.argument("topic")
-@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, callback=bootstrap_servers,
+              help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--room", default=None, help="Only this room's messages (the message key).")
 @click.option("--from-beginning", is_flag=True, help="From the topic's first message (default: new messages only).")
 @click.option("--idle-timeout", type=Finite(min=0), default=None,
@@ -189,7 +204,8 @@ def tail(topic: str, bootstrap: str | None, room: str | None, from_beginning: bo
 
 @main.command()
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, callback=bootstrap_servers,
+              help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--room", required=True, help="Room id (the message key) to capture.")
 @click.option("--idle-timeout", type=Finite(min=0), default=10.0, show_default=True,
               help="Stop after this many seconds without a message.")
@@ -365,7 +381,8 @@ def highlight(input_path: Path, out_dir: Path, events: Path | None, room: str | 
 
 
 @main.command("highlight-worker")
-@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--kafka", "bootstrap", metavar="HOST:PORT", default=None, callback=bootstrap_servers,
+              help="Overrides LIVEROOM_KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--recordings", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Overrides LIVEROOM_RECORDINGS_DIR.")
 @click.option("--clips", "clips_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

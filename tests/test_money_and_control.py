@@ -292,3 +292,9 @@ def test_replay_onto_kafka_says_out_is_not_for_it(tmp_path):
     s = small_session(tmp_path / "s")
     assert_user_error(liveroom("replay", str(s), "--kafka", "127.0.0.1:1", "--out", str(tmp_path / "o")),
                       "--out is for the embedded replay")
+
+
+@pytest.mark.parametrize("server", [":::", "host", "h:0", "h:99999"])
+def test_a_malformed_kafka_address_names_the_option(server):
+    proc = liveroom("topics", "--kafka", server)
+    assert proc.returncode == 2 and "Invalid value for '--kafka'" in proc.stderr, proc.stderr

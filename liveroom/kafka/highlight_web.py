@@ -65,7 +65,8 @@ class _Collector:
 
     def collect(self):
         s = self.stats
-        yield CounterMetricFamily("liveroom_highlight_rooms_cut", "Rooms whose final clips were published", value=s.rooms_cut)
+        yield CounterMetricFamily("liveroom_highlight_rooms_cut", "Rooms whose final clips were published",
+                                  value=s.rooms_cut)
         yield CounterMetricFamily("liveroom_highlight_parts", "Manifests published (parts and finals)", value=s.parts)
         yield CounterMetricFamily("liveroom_highlight_clips_published", "Clips published", value=s.clips)
         yield CounterMetricFamily("liveroom_highlight_errors", "Rooms or parts whose analysis failed", value=s.errors)

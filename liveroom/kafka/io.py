@@ -261,64 +261,72 @@ def record_room(config: KafkaConfig, room_id: str, out: str | Path, *, topic: st
                              auto_offset_reset="earliest" if from_beginning else "latest",
                              **config.kafka_python_options())
     made = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
     key = room_id.encode()
     span = [float("inf"), float("-inf")]
     counts = {"events": 0, "clip_events": 0}
     started = last = time.monotonic()
     written = 0.0
     ended = False
+    files: dict[str, object] = {}  # opened at their first line: a kill before any leaves no folder behind
+
+    def write(name: str, line: bytes) -> None:
+        f = files.get(name)
+        if f is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            f = files[name] = open(folder / name, "wb")  # noqa: SIM115 - closed in the finally below
+        f.write(line)
+
+    def flush() -> None:
+        for f in files.values():
+            f.flush()
 
     def write_info() -> None:
         if not counts["events"]:
             return
-        files = SessionFiles(events="events.jsonl", clip_events="clip-events.jsonl" if counts["clip_events"] else None)
-        info = SessionInfo(room_id=room_id, start=span[0], end=span[1], title=f"recorded from {topic}", files=files,
+        names = SessionFiles(events="events.jsonl", clip_events="clip-events.jsonl" if counts["clip_events"] else None)
+        info = SessionInfo(room_id=room_id, start=span[0], end=span[1], title=f"recorded from {topic}", files=names,
                            campaign=campaign)
         tmp = folder / f".{SESSION_FILE}.tmp"
         tmp.write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
         tmp.replace(folder / SESSION_FILE)
 
     try:
-        with open(folder / "events.jsonl", "wb") as events, open(folder / "clip-events.jsonl", "wb") as clips:
-            try:
-                while True:
-                    batch = consumer.poll(timeout_ms=500)
-                    now = time.monotonic()
-                    for records in batch.values():
-                        for rec in records:
-                            last = now
-                            if rec.key != key or not rec.value:
-                                continue
-                            is_clip = rec.topic == CLIP_EVENTS
-                            for raw in unpack(rec.value) if not is_clip else [rec.value]:
-                                # JSON has newlines only as whitespace: one event stays one line.
-                                (clips if is_clip else events).write(raw.replace(b"\n", b" ") + b"\n")
-                                counts["clip_events" if is_clip else "events"] += 1
-                                _, ts = routing(raw)
-                                if ts is not None and not is_clip:
-                                    span[0], span[1] = min(span[0], ts), max(span[1], ts)
-                            ended = ended or (not is_clip and b'"room_end"' in rec.value)
-                    if batch and now - written >= 1.0:  # the folder stays a session as it grows
-                        events.flush()
-                        clips.flush()
-                        write_info()
-                        written = now
-                    if (ended and not batch) or now - last > idle_timeout_s:
-                        break
-                    if max_seconds is not None and now - started > max_seconds:
-                        break
-            except KeyboardInterrupt:
-                pass  # Ctrl-C or SIGTERM: what is in is kept, below
-            events.flush()
-            clips.flush()
-            if counts["events"]:
-                campaign, note = read_campaign(config, room_id)  # the newest, as the room ended
-                write_info()
+        try:
+            while True:
+                batch = consumer.poll(timeout_ms=500)
+                now = time.monotonic()
+                for records in batch.values():
+                    for rec in records:
+                        last = now
+                        if rec.key != key or not rec.value:
+                            continue
+                        is_clip = rec.topic == CLIP_EVENTS
+                        for raw in unpack(rec.value) if not is_clip else [rec.value]:
+                            # JSON has newlines only as whitespace: one event stays one line.
+                            write("clip-events.jsonl" if is_clip else "events.jsonl", raw.replace(b"\n", b" ") + b"\n")
+                            counts["clip_events" if is_clip else "events"] += 1
+                            _, ts = routing(raw)
+                            if ts is not None and not is_clip:
+                                span[0], span[1] = min(span[0], ts), max(span[1], ts)
+                        ended = ended or (not is_clip and b'"room_end"' in rec.value)
+                if batch and now - written >= 1.0:  # the folder stays a session as it grows
+                    flush()
+                    write_info()
+                    written = now
+                if (ended and not batch) or now - last > idle_timeout_s:
+                    break
+                if max_seconds is not None and now - started > max_seconds:
+                    break
+        except KeyboardInterrupt:
+            pass  # Ctrl-C or SIGTERM: what is in is kept, below
+        flush()
+        if counts["events"]:
+            campaign, note = read_campaign(config, room_id)  # the newest, as the room ended
+            write_info()
     finally:
+        for f in files.values():
+            f.close()
         consumer.close()
-        if not counts["clip_events"]:
-            (folder / "clip-events.jsonl").unlink(missing_ok=True)
         if not counts["events"]:
             for name in ("events.jsonl", "clip-events.jsonl", SESSION_FILE):
                 (folder / name).unlink(missing_ok=True)

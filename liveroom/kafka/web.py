@@ -132,14 +132,14 @@ class WorkerCollector:
         for strategy, n in s["bid_decisions"].items():
             bids.add_metric([strategy], n)
         yield bids
-        for name, key, text in (("liveroom_budget_left", "budget_left", "Budget left over the rooms this worker bids "
-                                 "for, by the campaigns' currency"),
-                                ("liveroom_spend_reported", "spend_reported", "Spend reported in the rooms' newest "
-                                 "snapshots, by the campaigns' currency")):
-            money = GaugeMetricFamily(name, text, labels=["currency"])
+        left = GaugeMetricFamily("liveroom_budget_left", "Budget left over the rooms this worker bids for, by the "
+                                 "campaigns' currency", labels=["currency"])
+        spent = GaugeMetricFamily("liveroom_spend_reported", "Spend reported in the rooms' newest snapshots, by the "
+                                  "campaigns' currency", labels=["currency"])
+        for family, key in ((left, "budget_left"), (spent, "spend_reported")):
             for currency, amount in s[key].items():
-                money.add_metric([currency], amount)
-            yield money
+                family.add_metric([currency], amount)
+            yield family
         # what deploy/prometheus/alerts.yml alerts on, beside lag and dead letters
         yield CounterMetricFamily("liveroom_write_failures", "State or output records the broker did not take "
                                   "(the worker stops on the first)", value=s["write_failures"])
