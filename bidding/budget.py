@@ -26,9 +26,11 @@ until a report covers a decision it made itself:
 
 - a fresh guard (no stored state, or state lost), unless its first snapshot is
   the room's first one with the room's ``room_start`` in it (nothing can precede it);
-- a guard restored from storage by a process that did not write it (a restart,
-  a partition that moved): its predecessor may have decided snapshots after the
-  state was stored, and an at-least-once runtime hands them to it again;
+- a guard handed a snapshot that may have been decided before, by a predecessor
+  whose state it does not hold (``restored``, set by
+  :meth:`bidding.live.LiveBidding.on_metrics` for snapshots marked replayed: a
+  runtime that delivers at least once and cannot store the state before it sends
+  the decisions; the Kafka agent stores first and needs no marks);
 - a guard whose decisions have a gap (``seq`` jumps: a state restored from an
   older checkpoint, whose lost successor may have issued caps in between);
 - reports older than ``stale_ticks`` decisions: the ad server is not answering.
@@ -52,7 +54,7 @@ class BudgetGuard(msgspec.Struct, kw_only=True):
     last_seq: int | None = None  # the newest decision this guard made
     blind_until: int | None = None  # pause until a report covers this seq (caps before it may be unknown)
     refused_through: int | None = None  # covers up to here named decisions this guard had not made: never taken
-    restored: bool = False  # loaded from storage by a process that did not write it (see begin)
+    restored: bool = False  # the next snapshot may have been decided before, by a predecessor (see begin)
 
     def observe(self, covered_seq: int | None, covered_total: float | None, seq: int | None = None) -> None:
         """Take the newest cover a snapshot carries (stale, repeated or out of

@@ -189,8 +189,8 @@ class StreamCore:
                          where)
             return
         if items is None or any(item[:1] == b"[" for item in items):
-            self._reject(raw, "malformed_envelope", "an envelope (an input starting with '[') must be a JSON array of events",
-                         where)
+            self._reject(raw, "malformed_envelope",
+                         "an envelope (an input starting with '[') must be a JSON array of events", where)
             return
         if not items:
             self.blank += 1
@@ -203,8 +203,9 @@ class StreamCore:
         if verdict is LATE:
             detail = f"ts {event.ts} falls in a tick already published (room {st.room_id})"
         elif verdict is SPEND_UNISSUED:
-            detail = (f"covers decision {event.covers}, which cannot have been answered by a report at ts "
-                      f"{event.ts} (room {st.room_id}: decisions answered by then are at most its tick's)")
+            made = "none made yet" if st.next_tick is None else f"the newest that can exist is {st.next_tick}"
+            detail = (f"covers decision {event.covers}, not made when the report arrived (room {st.room_id}: "
+                      f"{made}; an honest report covers less)")
         else:
             detail = f"ts {event.ts} is over {self.config.max_future_s}s after the room's newest {st.max_ts}"
         self._reject(raw, verdict, detail, where, room_id=event.room_id)

@@ -106,7 +106,10 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
                 await app.producer.flush()
                 for future in written:
                     await future  # a state not written stops the agent before its decisions go out
+            currency: dict[str, str | None] = {}  # a room's campaign decoded once a batch, not once a decision
             for d in decisions:
                 await decisions_topic.send(key=d.room_id.encode(), value=_encode(d))
                 if stats is not None:
-                    stats.record_decision(d, campaign_for(d.room_id).currency)
+                    if d.room_id not in currency:
+                        currency[d.room_id] = campaign_for(d.room_id).currency
+                    stats.record_decision(d, currency[d.room_id])
