@@ -200,7 +200,11 @@ class RoomsRuntime:
             if any(m.tp not in assigned for m in messages):
                 messages = [m for m in messages if m.tp in assigned]
             received = messages
-            gaps = offset_gaps(self.offsets, messages)
+            # A partition new to us starts where the group committed: a fetcher that
+            # resumed past that point (seen in Faust after a rebalance) leaves a hole.
+            fresh = {m.tp for m in messages if m.tp not in self.offsets}
+            committed = self.app.consumer._committed_offset  # Faust's, set by its seek to committed
+            gaps = offset_gaps(self.offsets, messages, {tp: committed.get(tp) for tp in fresh})
             if gaps:
                 messages = await self._fill(messages, gaps)
             by_key: dict[bytes | None, list] = {}
@@ -456,13 +460,16 @@ class BatchDrainConsumer(AIOKafkaConsumer):
             raise
 
 
-def offset_gaps(processed: dict, messages) -> list[tuple]:
+def offset_gaps(processed: dict, messages, committed: dict | None = None) -> list[tuple]:
     """``(tp, start, end)`` for each run of offsets skipped in ``messages``: after
-    the highest offset already ``processed`` in that partition, or between two
-    messages. Lower offsets (re-delivered after a rebalance) are not gaps. The
-    events topic is not compacted, so only transaction markers leave holes of
-    their own (reading them back returns nothing)."""
-    following = {tp: offset + 1 for tp, offset in processed.items()}
+    the highest offset already ``processed`` in that partition, or, in a
+    partition not processed yet, after the group's ``committed`` offset (the
+    next one to read: where a newly assigned partition must start), or between
+    two messages. Lower offsets (re-delivered after a rebalance) are not gaps.
+    The events topic is not compacted, so only transaction markers leave holes
+    of their own (reading them back returns nothing)."""
+    following = {tp: offset for tp, offset in (committed or {}).items() if offset is not None and offset >= 0}
+    following.update({tp: offset + 1 for tp, offset in processed.items()})
     gaps = []
     for m in messages:
         expected = following.get(m.tp)

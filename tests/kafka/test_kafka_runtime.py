@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 
 import msgspec
 import pytest
@@ -37,16 +38,33 @@ def embedded_decisions(session, tmp_path) -> bytes:
     return (out / "bid-decisions.jsonl").read_bytes()
 
 
-def wait_for_metrics(bootstrap: str, want: int, timeout_s: float = 120.0, skip: bytes | None = None
-                     ) -> list[RoomMetrics]:
-    """Read the metrics topic until every wanted (room, tick) has shown up."""
+def wait_for_metrics(bootstrap: str, want: int | list[RoomMetrics], timeout_s: float = 120.0,
+                     skip: bytes | None = None, workers: tuple = ()) -> list[RoomMetrics]:
+    """Read the metrics topic until every wanted (room, tick) has shown up. Given
+    the wanted snapshots (not only their count), a timeout names the missing ones
+    per room, with the tail of each worker's log: a CI failure says what was lost."""
     got: list[RoomMetrics] = []
+    count = want if isinstance(want, int) else len({(m.room_id, m.ts) for m in want})
 
     def enough() -> bool:
         got[:] = decode_all(read_topic(bootstrap, ROOM_METRICS, idle_s=2.0), RoomMetrics, skip=skip)
-        return len({(m.room_id, m.ts) for m in got}) >= want
+        return len({(m.room_id, m.ts) for m in got}) >= count
 
-    wait_for(enough, timeout_s, f"{want} room snapshots", interval_s=2.0)
+    try:
+        wait_for(enough, timeout_s, f"{count} room snapshots", interval_s=2.0)
+    except AssertionError as e:
+        lines = [str(e), f"got {len({(m.room_id, m.ts) for m in got})} distinct of {count}"]
+        if not isinstance(want, int):
+            seen = {(m.room_id, m.ts) for m in got}
+            missing: dict[str, list[float]] = defaultdict(list)
+            for m in want:
+                if (m.room_id, m.ts) not in seen:
+                    missing[m.room_id].append(m.ts)
+            for room, ticks in sorted(missing.items()):
+                lines.append(f"{room}: {len(ticks)} missing, ticks {min(ticks)}..{max(ticks)}")
+        for w in workers:
+            lines.append(f"--- {w.log_path.name} (last 4000 chars) ---\n{w.log()[-4000:]}")
+        raise AssertionError("\n".join(lines)) from None
     return got
 
 
@@ -59,7 +77,7 @@ def test_kafka_replay_matches_embedded(broker, sample_session, tmp_path):
     worker = Worker(broker.bootstrap, tmp_path, "w1").start()
     try:
         produce_session(session, config)
-        got = wait_for_metrics(broker.bootstrap, len(want_metrics))
+        got = wait_for_metrics(broker.bootstrap, want_metrics, workers=(worker,))
         moments = decode_all(read_topic(broker.bootstrap, MOMENTS, idle_s=2.0), Moment)
         decisions: list[bytes] = []
 
@@ -111,7 +129,7 @@ def test_two_workers_split_partitions_and_survive_sigkill(broker, synth_factory,
         time.sleep(4)
         b.start()
         thread.join(120)
-        got = wait_for_metrics(broker.bootstrap, len(want_metrics), timeout_s=180)
+        got = wait_for_metrics(broker.bootstrap, want_metrics, timeout_s=180, workers=(a, b))
     finally:
         a.stop()
         b.stop()
@@ -319,6 +337,11 @@ def test_offsets_faust_skipped_are_found_and_read_back(broker):
     assert offset_gaps({tp: 9}, [msg(4), msg(5), msg(6)]) == []  # re-delivered after a rebalance
     assert offset_gaps({tp: 9}, [msg(12), msg(13), msg(16)]) == [(tp, 10, 12), (tp, 14, 16)]
     assert offset_gaps({}, [msg(30), msg(31)]) == []  # a new partition starts where the group committed
+    # ... and one that resumes past the group's committed offset has a hole to read back
+    assert offset_gaps({}, [msg(30), msg(31)], {tp: 30}) == []
+    assert offset_gaps({}, [msg(30), msg(31)], {tp: 25}) == [(tp, 25, 30)]
+    assert offset_gaps({}, [msg(30)], {tp: None}) == []  # nothing committed: no start to hold it to
+    assert offset_gaps({tp: 40}, [msg(41)], {tp: 25}) == []  # what we processed is newer than the commit
     config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
     create_topics(config)
     producer = KafkaProducer(**config.kafka_python_options())

@@ -39,7 +39,7 @@ def test_a_hot_room_keeps_its_audience_through_a_sigkill(broker, tmp_path):
         time.sleep(2)
         worker.start()
         thread.join(180)
-        got = wait_for_metrics(broker.bootstrap, len(want_metrics), timeout_s=240)
+        got = wait_for_metrics(broker.bootstrap, want_metrics, timeout_s=240, workers=(worker,))
     finally:
         worker.stop()
     want_last = want_metrics[-1]

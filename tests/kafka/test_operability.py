@@ -66,7 +66,7 @@ def test_a_newcomer_sees_every_output(broker, sample_session, synth_factory, tmp
     try:
         assert _get(f"{web}/healthz") == (200, b'{"status":"ok"}')
         produce_session(sample, config)
-        got = wait_for_metrics(broker.bootstrap, len(want_metrics))
+        got = wait_for_metrics(broker.bootstrap, want_metrics, workers=(worker,))
         wait_for(lambda: len(read_topic(broker.bootstrap, BID_DECISIONS, idle_s=1.0)) >= len(got), 60, "decisions")
         # a hostile message: a dead letter, visible from the CLI and the metrics
         from kafka import KafkaProducer
