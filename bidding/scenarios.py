@@ -41,6 +41,7 @@ class Family:
     interaction_decay: float | None = None  # interactions per viewer fall linearly to this share by the end
     market: MarketConfig = field(default_factory=MarketConfig)
     run_of_show: str = "exact"  # the campaign's planned moments: exact | slipped | phantom | none
+    cap_unmeetable: bool = False  # C below what any viewer on offer costs per interaction: nothing can be bought
 
 
 FAMILIES = (
@@ -64,6 +65,10 @@ FAMILIES = (
     Family("cap binds, run of show slips", "default", cap_spend_share=0.6, run_of_show="slipped"),
     Family("cap binds, a moment never comes", "default", cap_spend_share=0.6, run_of_show="phantom"),
     Family("cap binds, no run of show", "default", cap_spend_share=0.6, run_of_show="none"),
+    Family("cheap supply comes late (prices /3 from 60%)", "default",
+           market=MarketConfig(price_median=1.5, price_shift_at=0.6, price_shift=1 / 3)),
+    Family("C cannot be met", "default", cap_unmeetable=True),
+    Family("C cannot be met, quiet room", "quiet", cap_unmeetable=True),
 )
 SLIP_S = 30.0  # the slipped family's moments start this many seconds (sd) off their planned time
 
@@ -120,6 +125,8 @@ def cases(family: Family, seeds: range, *, minutes: float = 10.0) -> list[Case]:
         episode = build_episode(metrics, campaign, family.market, seed)
         if family.cap_spend_share is not None:
             campaign = with_cap(campaign, cap_for_share(episode, campaign.total_budget, family.cap_spend_share))
+        if family.cap_unmeetable:
+            campaign = with_cap(campaign, unmeetable_cap(episode))
         out.append(Case(family.name, seed, campaign, episode))
     return out
 
@@ -187,6 +194,14 @@ def cap_for_share(ep: Episode, budget: float, share: float) -> float:
     return round(float(np.exp(hi)), 9)
 
 
+def unmeetable_cap(ep: Episode) -> float:
+    """Half the lowest price per true interaction of any viewer on offer: at this
+    C nothing can be bought within the cap (the hindsight bound buys nothing)."""
+    ratios = [p / (u * ep.unit_value[i]) for i, (p, u) in enumerate(zip(ep.prices, ep.propensity))
+              if len(p) and ep.unit_value[i] > 0]
+    return round(float(min(r.min() for r in ratios)) * 0.5, 12) if ratios else 1e-9
+
+
 def decay_interactions(metrics: list[RoomMetrics], to: float) -> list[RoomMetrics]:
     """The same room with each tick's interactions scaled by a factor falling
     linearly from 1 at the first snapshot to ``to`` at the last."""
@@ -209,4 +224,4 @@ def family_named(name: str) -> Family:
 
 
 __all__ = ["Family", "FAMILIES", "Case", "cases", "room", "scale_budget", "with_run_of_show", "with_planned_length",
-           "with_cap", "cap_for_share", "decay_interactions", "family_named"]
+           "with_cap", "cap_for_share", "unmeetable_cap", "decay_interactions", "family_named"]
