@@ -16,6 +16,7 @@ import msgspec
 from streams.models import Campaign
 
 from .budget import BudgetGuard
+from .paid_value import PaidValue
 from .models import FAST_RAMP, INTERACTION_MCB, PAUSED, BidDecision, Observation
 from .run_of_show import STAY_S, forecast_factor, plan_share
 
@@ -82,6 +83,8 @@ class BidderState(msgspec.Struct, kw_only=True):
     cap_spend: float = 0.0  # confirmed spend, and spend x the threshold it was bought at
     cap_spend_r: float = 0.0
     multiplier: float = 1.0
+    paid: PaidValue = msgspec.field(default_factory=PaidValue)  # what paid viewers are worth (cohorts, evidence)
+    last_unit: float = 0.0  # the predicted value per viewer the last buying decision bid on
 
 
 class Bidder:
@@ -119,6 +122,9 @@ class Bidder:
             bought_value_total = obs.paid_value_total
         spend = guard.committed()  # reported spend plus every cap not yet covered: never less than spent
         entries = obs.paid_entries_total if obs.paid_entries_total is not None else st.last_entries
+        if entries > st.last_entries and st.last_unit > 0:  # the last tick's paid entries: a cohort
+            st.paid.add(obs.ts - st.tick_s / 2, (entries - st.last_entries) * st.last_unit)
+        st.paid.observe(obs.ts, bought_value_total)
         if not obs.live or st.start_ts is None:
             proposal = _pause("room not live")
         elif self.strategy == "fixed":
@@ -148,6 +154,8 @@ class Bidder:
         else:
             cap = 0.0
         st.last_multiplier = proposal.multiplier if cap > 0 else 0.0
+        if cap > 0:
+            st.last_unit = unit_value(obs)
         return self._decision(obs, proposal, cap)
 
     # -- strategies --------------------------------------------------------
@@ -251,21 +259,20 @@ class Bidder:
             st.cap_spend += spent_tick
             st.cap_spend_r += spent_tick * st.last_multiplier
             st.cap_ticks += 1
-        if bought_value_total is not None and math.isfinite(bought_value_total) and bought_value_total > 0 \
-                and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
+        value = st.paid.value(obs.ts)  # what the buys so far are worth, their pending stays included
+        if value > 0 and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
             # Bought at thresholds averaging r_used, the campaign paid cpi per
             # interaction; cost per interaction scales with the threshold, so
             # r_used x aim / cpi is where it meets the aim (the predictor's bias
             # included). Past overspend pulls it lower until the total is back.
             r_used = st.cap_spend_r / st.cap_spend
-            cpi = confirmed / bought_value_total
+            cpi = confirmed / value
             # What the rest of the room must average for the total to end at the aim,
             # if it buys as much value per tick as the room so far has.
             elapsed = max((obs.ts - (st.start_ts or obs.ts)) / st.tick_s, 1.0)
-            future_value = bought_value_total * ticks_left / elapsed
+            future_value = value * ticks_left / elapsed
             aim = CAP_MARGIN * cap_c
-            future_aim = (aim * (bought_value_total + future_value) - confirmed) / future_value if future_value > 0 \
-                else aim
+            future_aim = (aim * (value + future_value) - confirmed) / future_value if future_value > 0 else aim
             future_aim = max(future_aim, CAP_FLOOR * aim) if math.isfinite(future_aim) else aim
             target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
             if target > st.r_cap:
