@@ -16,7 +16,7 @@ import msgspec
 from streams.models import Campaign
 
 from .budget import BudgetGuard
-from .paid_value import PaidValue
+from .paid_value import PAID_PRIOR, PaidValue
 from .models import FAST_RAMP, INTERACTION_MCB, PAUSED, BidDecision, Observation
 from .run_of_show import STAY_S, forecast_factor, plan_share
 
@@ -25,7 +25,7 @@ PACING_GAIN = 0.2  # log-step of r_budget per plan share of spend over or under 
 PACING_SETTLE = 40.0  # ticks after which the pacing gain has fallen by 1/sqrt(2)
 PACE_CLIP = 5.0  # a tick's spend counts at most this many times the usual spend over plan
 CAP_MARGIN = 0.9  # r_cap aims the campaign's cost per interaction at this share of C
-CAP_EVIDENCE = 5  # r_cap moves from C once this many ticks have bought something
+CAP_EVIDENCE = 1  # r_cap moves once a tick has bought something (its evidence is shrunk toward a prior)
 CAP_FLOOR = 0.6  # however far over the aim the total is, the rest of the room aims at least this share of it
 CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick (it falls at once) ...
 CAP_MAX_RISE = 1.5  # ... and to at most this many times the thresholds it has bought at
@@ -85,6 +85,8 @@ class BidderState(msgspec.Struct, kw_only=True):
     multiplier: float = 1.0
     paid: PaidValue = msgspec.field(default_factory=PaidValue)  # what paid viewers are worth (cohorts, evidence)
     last_unit: float = 0.0  # the predicted value per viewer the last buying decision bid on
+    last_spend_cap: float = 0.0  # the spend cap the last decision issued
+    cap_entries: int = 0  # paid entries when r_cap last looked
 
 
 class Bidder:
@@ -154,6 +156,7 @@ class Bidder:
         else:
             cap = 0.0
         st.last_multiplier = proposal.multiplier if cap > 0 else 0.0
+        st.last_spend_cap = cap
         if cap > 0:
             st.last_unit = unit_value(obs)
         return self._decision(obs, proposal, cap)
@@ -237,8 +240,8 @@ class Bidder:
         cap_c = self.campaign.mcb.max_cost_per_interaction
         plan, ticks_left = self._plan_per_tick(obs, spend)
         confirmed = st.guard.covered_total
-        if st.r_budget <= 0.0:
-            st.r_budget = st.r_cap = cap_c
+        if st.r_budget <= 0.0:  # a cautious start: a paid viewer worth the prior's share of an organic one
+            st.r_budget = st.r_cap = PAID_PRIOR * cap_c
         spent_tick = max(confirmed - st.last_confirmed, 0.0)
         if st.last_plan > 0:
             # Dual subgradient on the budget: the last tick's spend over its plan
@@ -260,7 +263,14 @@ class Bidder:
             st.cap_spend_r += spent_tick * st.last_multiplier
             st.cap_ticks += 1
         value = st.paid.value(obs.ts)  # what the buys so far are worth, their pending stays included
-        if value > 0 and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
+        bought = spent_tick > 0 or st.last_entries > st.cap_entries
+        st.cap_entries = st.last_entries
+        if not bought and st.last_multiplier > 0 and st.last_spend_cap > 0:
+            # The last threshold bought nothing: too low for this market now (or the
+            # market has moved: competitors run out late). It rises, so a threshold
+            # that buys nothing learns that it is too low.
+            st.r_cap = _clamp_pos(st.r_cap * CAP_RISE_PER_TICK, cap_c)
+        elif value > 0 and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
             # Bought at thresholds averaging r_used, the campaign paid cpi per
             # interaction; cost per interaction scales with the threshold, so
             # r_used x aim / cpi is where it meets the aim (the predictor's bias
