@@ -62,6 +62,8 @@ class Scenario:
     planned_moments: int = 0  # the campaign's run of show: this many moments, anywhere in (or past) the room
     forged_reports: float = 0.0  # per applied decision: also a wrong spend report (see forged_report)
     forged_at: float | None = None  # one wrong report at this share of the room (covers 2^52, total 0)
+    paid_factor: float | None = None  # market: a paid viewer is worth this times the decision's predicted value
+    paid_stay_s: tuple[float, float] = (60.0, 180.0)  # market with paid_factor: the room's paid viewers' stay
 
 
 @dataclass
@@ -118,9 +120,21 @@ class AdServer:
 class MarketAdServer(AdServer):
     """Buys what the bids win: per tick about 10 impressions, competing prices
     log-normal around ``price``, each viewer's propensity log-normal (mean 1, known
-    when bidding); a won viewer costs the competing price, enters paid and comments
-    propensity x 0.6 times a minute for a minute (the room's organic rate), so the
-    cost per interaction that results depends on the bids."""
+    when bidding); a won viewer costs the competing price, enters paid and comments,
+    so the cost per interaction that results depends on the bids.
+
+    How much a paid viewer comments: with ``paid_factor`` f (the honest world of
+    bidding/market.py), f x propensity x the decision's predicted value per
+    viewer, spread over the room's paid stay (drawn once from ``stay_s``); the
+    bidder does not know f or the stay. Without it, propensity x 0.6 times a
+    minute for a minute, whatever the room: about a tenth of what the organic
+    rate predicts in this loop's rooms."""
+
+    def __init__(self, room: str, rnd: random.Random, price: float, paid_factor: float | None = None,
+                 stay_s: tuple[float, float] = (60.0, 180.0)) -> None:
+        super().__init__(room, rnd, price)
+        self.paid_factor = paid_factor
+        self.stay = rnd.uniform(*stay_s)
 
     def apply(self, d: BidDecision, now: float) -> list[tuple[float, bytes]]:
         self.applied = d.seq
@@ -140,8 +154,12 @@ class MarketAdServer(AdServer):
             t = now + self.rnd.uniform(0, 5)
             out.append((t, enc({"event_id": self._id("enter"), "room_id": self.room, "ts": t, "type": "enter",
                                 "user_id": user, "source": "paid"})))
-            for _ in range(self._poisson(propensity * 0.6)):
-                ti = t + self.rnd.uniform(0, 60)
+            if self.paid_factor is None:
+                comments, stay = self._poisson(propensity * 0.6), 60.0
+            else:
+                comments, stay = self._poisson(self.paid_factor * propensity * d.unit_value), self.stay
+            for _ in range(comments):
+                ti = t + self.rnd.uniform(0, stay)
                 out.append((ti, enc({"event_id": self._id("c"), "room_id": self.room, "ts": ti, "type": "comment",
                                      "user_id": user})))
         return out
@@ -218,7 +236,8 @@ def run(sc: Scenario, *, config: CoreConfig = CoreConfig()) -> Outcome:
 
     core = StreamCore(config)
     bidding = LiveBidding(campaign_for, strategy=sc.strategy, tick_s=config.tick_s)
-    ad = (MarketAdServer if sc.market else AdServer)(room, rnd, sc.price)
+    ad = MarketAdServer(room, rnd, sc.price, sc.paid_factor, sc.paid_stay_s) if sc.market else AdServer(room, rnd,
+                                                                                                      sc.price)
     out = Outcome(budgets=[sc.budget])
     queue: list[tuple[float, int, str, object]] = []  # (time, tiebreak, kind, payload)
     tie = 0

@@ -30,6 +30,8 @@ CAP_FLOOR = 0.6  # however far over the aim the total is, the rest of the room a
 CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick (it falls at once) ...
 CAP_MAX_RISE = 1.5  # ... and to at most this many times the thresholds it has bought at
 MAX_OVER_CAP = 30.0  # no bid above this many times C per unit of predicted value
+EXPLORE_SHARE = 0.03  # spend past what the evidence shows was bought within C that exploring may risk ...
+EXPLORE_FADE = 50.0  # ... halved once this many weighted interactions of paid viewers are due
 MIN_R = 1e-4
 BURST = 12.0
 MAX_STEP = 1.0  # largest log-step of a threshold per tick
@@ -161,6 +163,14 @@ class Bidder:
             st.last_unit = unit_value(obs)
         return self._decision(obs, proposal, cap)
 
+    def _explore_room(self, obs: Observation, spend: float) -> float:
+        """What exploring may still risk: an allowance that fades as evidence comes,
+        plus C x the value the evidence alone shows was bought, less what is
+        committed."""
+        paid = self.state.paid
+        allowance = EXPLORE_SHARE * self.campaign.total_budget * EXPLORE_FADE / (paid.due(obs.ts) + EXPLORE_FADE)
+        return allowance + self.campaign.mcb.max_cost_per_interaction * paid.proven(obs.ts) - spend
+
     # -- strategies --------------------------------------------------------
 
     def _ramp(self, obs: Observation, spend: float, entries: int) -> Proposal | None:
@@ -268,8 +278,11 @@ class Bidder:
         if not bought and st.last_multiplier > 0 and st.last_spend_cap > 0:
             # The last threshold bought nothing: too low for this market now (or the
             # market has moved: competitors run out late). It rises, so a threshold
-            # that buys nothing learns that it is too low.
-            st.r_cap = _clamp_pos(st.r_cap * CAP_RISE_PER_TICK, cap_c)
+            # that buys nothing learns that it is too low, as long as what the room
+            # has spent past the value its evidence shows is within the exploration
+            # allowance: a market where C cannot be met costs that much, no more.
+            if self._explore_room(obs, spend) > 0:
+                st.r_cap = _clamp_pos(st.r_cap * CAP_RISE_PER_TICK, cap_c)
         elif value > 0 and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
             # Bought at thresholds averaging r_used, the campaign paid cpi per
             # interaction; cost per interaction scales with the threshold, so
