@@ -34,6 +34,8 @@ EXPLORE_SHARE = 0.03  # spend past what the evidence shows was bought within C t
 EXPLORE_FADE = 50.0  # ... halved once this many weighted interactions of paid viewers are due
 MIN_R = 1e-4
 BURST = 12.0
+BURST_RAMP_IN = 1.0  # the first tick may take one plan share, the next two, ... up to BURST: the pace before the market is known
+CAP_SETTLE = 200.0  # weighted interactions due at which one tick's evidence moves r_cap half way toward its target
 MAX_STEP = 1.0  # largest log-step of a threshold per tick
 MAX_MULTIPLIER = 1e9  # bids are finite whatever the campaign says
 
@@ -298,6 +300,9 @@ class Bidder:
             future_aim = (aim * (value + future_value) - confirmed) / future_value if future_value > 0 else aim
             future_aim = max(future_aim, CAP_FLOOR * aim) if math.isfinite(future_aim) else aim
             target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
+            # While little is due, one tick's evidence moves r_cap only part of the way.
+            w = st.paid.due(obs.ts) / (st.paid.due(obs.ts) + CAP_SETTLE) if CAP_SETTLE > 0 else 1.0
+            target = math.exp(w * math.log(target) + (1 - w) * math.log(st.r_cap))
             if target > st.r_cap:
                 st.r_cap = min(target, CAP_MAX_RISE * max(r_used, st.last_multiplier), CAP_RISE_PER_TICK * st.r_cap)
             else:
@@ -309,7 +314,7 @@ class Bidder:
         st.last_plan = plan
         # The plan is a pace, not a ceiling: a hot tick or a burst of supply may take
         # several ticks' worth; r_budget brings the average back.
-        wanted = plan * BURST if ticks_left > 1 else plan
+        wanted = plan * min(BURST, BURST_RAMP_IN + st.pace_ticks) if ticks_left > 1 else plan
         reason = (f"mcb: plan {plan:.3f}/tick, value {unit:.3f} per viewer, "
                   f"bid x{multiplier:.3f} (budget x{st.r_budget:.3f}, cap x{st.r_cap:.3f})")
         ahead = forecast_factor(obs.moment_windows, obs.ts, obs.moment_gain, STAY_S)
