@@ -32,6 +32,9 @@ from .market import Episode, MarketConfig, build_episode, hindsight, run_episode
 from .scenarios import FAMILIES, Case, Family, cases, session_metrics
 
 _WRONG_SHOW = {f.name for f in FAMILIES if f.run_of_show != "exact"}
+# Scored against the fair PID only: a room that ends early with no end signal at all
+# (the decision on #12: the republished campaign is the signal; that family is scored apart).
+OUTSIDE_THE_BAR = {f.name for f in FAMILIES if f.planned_length > 1 and f.end_notice_s is None}
 
 OVER_CAP = 1.1  # an episode whose true cost per interaction passes 1.1 x C scores 0
 BEST_FIXED = "best fixed bid"
@@ -118,7 +121,8 @@ def score_case(case: Case, strategies: list[str]) -> list[EpisodeScore]:
     for strategy in strategies:
         if strategy in HINDSIGHT_BASELINES:
             continue
-        r = run_episode(ep, Bidder(strategy, campaign, tick_s=ep_tick(ep)), keep_decisions=True)
+        r = run_episode(ep, Bidder(strategy, campaign, tick_s=ep_tick(ep)), keep_decisions=True,
+                        updates=case.updates)
         pred = np.array([d.unit_value for d in r.decisions])
         corr, err = predictor_quality(ep, pred)
         if predicted is None:
@@ -284,8 +288,9 @@ def checks(scores: list[EpisodeScore], strategy: str = "ramp+mcb") -> dict[str, 
     (the mean over them, and over those whose run of show is kept as planned),
     the cap where it can and the spend where it cannot."""
     tables = by_family(scores)
+    # the mean and the 0.7 bar: the families where C can be met, but the one outside the bar
     fam = {f: t[strategy]["ratio_to_hindsight"] for f, t in tables.items()
-           if t[strategy]["ratio_to_hindsight"] is not None}
+           if t[strategy]["ratio_to_hindsight"] is not None and f not in OUTSIDE_THE_BAR}
     mine = [s for s in scores if s.strategy == strategy]
     meet = [s for s in mine if s.meetable]
     binding = [s.spend / s.budget for s in meet if s.budget_binds]
@@ -302,8 +307,10 @@ def checks(scores: list[EpisodeScore], strategy: str = "ramp+mcb") -> dict[str, 
         "median_spend_where_C_cannot_be_met": float(np.median(unmeet)) if unmeet else None,
         "budget_used_where_binding": float(np.mean(binding)) if binding else 1.0,
         "beats_pid_in_every_family": all(t[strategy]["ratio_to_hindsight"] > t["pid"]["ratio_to_hindsight"]
-                                         for f, t in tables.items() if "pid" in t and f in fam),
-        "families_the_pid_wins": ", ".join(f for f, t in tables.items() if "pid" in t and f in fam and
+                                         for f, t in tables.items()
+                                         if "pid" in t and t[strategy]["ratio_to_hindsight"] is not None),
+        "families_the_pid_wins": ", ".join(f for f, t in tables.items() if "pid" in t and
+                                           t[strategy]["ratio_to_hindsight"] is not None and
                                            t[strategy]["ratio_to_hindsight"] <= t["pid"]["ratio_to_hindsight"])
         or "none",
     }

@@ -141,13 +141,16 @@ def build_episode(metrics: list[RoomMetrics], campaign: Campaign, market: Market
     return Episode(metrics[0].room_id, metrics, prices, prop, unit, stays, factor, late, seed)
 
 
-def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False) -> EpisodeResult:
+def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False,
+                updates: tuple[tuple[float, Campaign], ...] = ()) -> EpisodeResult:
     """Play the episode: decide after each recorded tick, buy during the next one.
 
     What the bidder is told is what a live room would tell it: paid entries at
     once, paid viewers' interactions as they come (a Poisson count of each
     cohort's share of its stay, tick by tick), and spend once its report is in
-    (a late one a decision later). Its value is scored in expectation."""
+    (a late one a decision later). Its value is scored in expectation.
+    ``updates``: the campaign republished, from a snapshot time on (as the
+    live runtimes look the campaign up at every snapshot)."""
     res = EpisodeResult(strategy=bidder.strategy)
     rate = ValueRate()
     weights = bidder.campaign.mcb.weights
@@ -167,6 +170,9 @@ def run_episode(ep: Episode, bidder: Bidder, *, keep_decisions: bool = False) ->
             started = m.ts - tick_s
         if arriving[i] > 0:
             seen += float(noise.poisson(arriving[i]))
+        for at, campaign in updates:
+            if m.ts >= at:
+                bidder.campaign = campaign
         seq = decision_seq(m.ts, tick_s)
         # The report of tick i's purchases (decision i - 1's) is in unless it came late.
         covered = i - 1 if i >= 1 and not late[i] else i - 2

@@ -42,6 +42,7 @@ class Family:
     market: MarketConfig = field(default_factory=MarketConfig)
     run_of_show: str = "exact"  # the campaign's planned moments: exact | slipped | phantom | none
     cap_unmeetable: bool = False  # C below what any viewer on offer costs per interaction: nothing can be bought
+    end_notice_s: float | None = None  # the campaign is republished with the real length this long before the end
 
 
 FAMILIES = (
@@ -57,6 +58,8 @@ FAMILIES = (
     Family("interactions decay to 0.2x", "default", interaction_decay=0.2),
     Family("competitor prices x2 from half-time", "default", market=MarketConfig(price_shift_at=0.5, price_shift=2.0)),
     Family("ends at half its planned length", "default", planned_length=2.0),
+    Family("ends at half its planned length, announced 3 min ahead", "default", planned_length=2.0,
+           end_notice_s=180.0),
     Family("runs 1.5x its planned length", "default", planned_length=1 / 1.5),
     Family("two late peaks", "late_peaks"),
     Family("run of show slips (moments +-30 s off plan)", "default", run_of_show="slipped"),
@@ -81,6 +84,7 @@ class Case:
     seed: int
     campaign: Campaign
     episode: Episode
+    updates: tuple[tuple[float, Campaign], ...] = ()  # (from this snapshot time on, the campaign republished)
 
 
 def session_metrics(session: Session, config: CoreConfig | None = None) -> list[RoomMetrics]:
@@ -127,7 +131,12 @@ def cases(family: Family, seeds: range, *, minutes: float = 10.0) -> list[Case]:
             campaign = with_cap(campaign, cap_for_share(episode, campaign.total_budget, family.cap_spend_share))
         if family.cap_unmeetable:
             campaign = with_cap(campaign, unmeetable_cap(episode))
-        out.append(Case(family.name, seed, campaign, episode))
+        updates: tuple = ()
+        if family.end_notice_s is not None:  # the end signal: the campaign republished with the real length
+            real = metrics[-1].ts - metrics[0].ts
+            mcb = msgspec.structs.replace(campaign.mcb, duration_s=round(real, 3))
+            updates = ((metrics[-1].ts - family.end_notice_s, msgspec.structs.replace(campaign, mcb=mcb)),)
+        out.append(Case(family.name, seed, campaign, episode, updates))
     return out
 
 
