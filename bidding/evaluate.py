@@ -62,8 +62,9 @@ class EpisodeScore:
 
     @property
     def meetable(self) -> bool:
-        """Something can be bought within C (the bound buys something)."""
-        return self.bound_value > 0
+        """Something can be bought within C: the bound buys something, or there is
+        no budget to buy with (a zero budget is not a market where C cannot be met)."""
+        return self.bound_value > 0 or self.budget <= 0
 
     @property
     def cpi(self) -> float:
