@@ -31,10 +31,12 @@ CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick (it falls at o
 CAP_MAX_RISE = 1.5  # ... and to at most this many times the thresholds it has bought at
 MAX_OVER_CAP = 30.0  # no bid above this many times C per unit of predicted value
 EXPLORE_SHARE = 0.03  # spend past what the evidence shows was bought within C that exploring may risk ...
+EXPLORE_EVIDENCE = 20.0  # weighted interactions due from paid viewers before r_cap alone holds the cap
 EXPLORE_FADE = 50.0  # ... halved once this many weighted interactions of paid viewers are due
 MIN_R = 1e-4
 BURST = 12.0
 BURST_RAMP_IN = 1.0  # the first tick may take one plan share, the next two, ... up to BURST: the pace before the market is known
+CAP_SETTLE_DOWN = 50.0  # ... and toward a lower one
 CAP_SETTLE = 200.0  # weighted interactions due at which one tick's evidence moves r_cap half way toward its target
 MAX_STEP = 1.0  # largest log-step of a threshold per tick
 MAX_MULTIPLIER = 1e9  # bids are finite whatever the campaign says
@@ -91,6 +93,7 @@ class BidderState(msgspec.Struct, kw_only=True):
     last_unit: float = 0.0  # the predicted value per viewer the last buying decision bid on
     last_spend_cap: float = 0.0  # the spend cap the last decision issued
     cap_entries: int = 0  # paid entries when r_cap last looked
+    cap_held: bool = False  # the last decision's spend was cut to what exploring may still risk
 
 
 class Bidder:
@@ -144,6 +147,18 @@ class Bidder:
                 proposal = _with_ramp(ramp, proposal)
         st.last_entries = entries
         st.last_confirmed = guard.covered_total
+        st.cap_held = False
+        if proposal.strategy in (FAST_RAMP, INTERACTION_MCB) and proposal.wanted > 0 \
+                and st.paid.due(obs.ts) < EXPLORE_EVIDENCE:
+            # Before there is evidence, the cost cap is a limit on money, as the budget is:
+            # spend runs ahead of what the evidence shows was bought within C by the
+            # exploration allowance only. (After, r_cap holds the cap: stopping would lock
+            # in a dear start that buying cheaper can still bring back to C.)
+            room = self._explore_room(obs, spend)  # committed: the caps in flight are cut to it as well
+            if room < proposal.wanted:
+                st.cap_held = True
+                proposal = _limited(proposal, max(room, 0.0), "held by the cost cap until paid viewers' "
+                                    f"interactions show more value bought ({st.paid.proven(obs.ts):.1f} so far)")
         if proposal.strategy != PAUSED:
             why = guard.pause_reason(obs.seq)
             cap = guard.issue(obs.seq, proposal.wanted) if why is None else 0.0
@@ -165,13 +180,15 @@ class Bidder:
             st.last_unit = unit_value(obs)
         return self._decision(obs, proposal, cap)
 
-    def _explore_room(self, obs: Observation, spend: float) -> float:
+    def _explore_room(self, obs: Observation, spent: float) -> float:
         """What exploring may still risk: an allowance that fades as evidence comes,
-        plus C x the value the evidence alone shows was bought, less what is
-        committed."""
+        plus C x the value the evidence alone shows was bought, less ``spent``:
+        what is committed where the room's caps are cut to this (before evidence),
+        what the ad server reports where they are not (a cap in flight is a
+        ceiling, mostly not spent: counted whole, it would end exploring)."""
         paid = self.state.paid
         allowance = EXPLORE_SHARE * self.campaign.total_budget * EXPLORE_FADE / (paid.due(obs.ts) + EXPLORE_FADE)
-        return allowance + self.campaign.mcb.max_cost_per_interaction * paid.proven(obs.ts) - spend
+        return allowance + self.campaign.mcb.max_cost_per_interaction * paid.proven(obs.ts) - spent
 
     # -- strategies --------------------------------------------------------
 
@@ -255,7 +272,7 @@ class Bidder:
         if st.r_budget <= 0.0:  # a cautious start: a paid viewer worth the prior's share of an organic one
             st.r_budget = st.r_cap = PAID_PRIOR * cap_c
         spent_tick = max(confirmed - st.last_confirmed, 0.0)
-        if st.last_plan > 0:
+        if st.last_plan > 0 and not st.cap_held:  # spend the cost cap held back says nothing of the pace
             # Dual subgradient on the budget: the last tick's spend over its plan
             # share, less one (mean zero when on plan, however sparse the buys),
             # clipped so that one burst of supply moves it only so far, with a
@@ -283,7 +300,7 @@ class Bidder:
             # that buys nothing learns that it is too low, as long as what the room
             # has spent past the value its evidence shows is within the exploration
             # allowance: a market where C cannot be met costs that much, no more.
-            if self._explore_room(obs, spend) > 0:
+            if self._explore_room(obs, confirmed) > 0:
                 st.r_cap = _clamp_pos(st.r_cap * CAP_RISE_PER_TICK, cap_c)
         elif value > 0 and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
             # Bought at thresholds averaging r_used, the campaign paid cpi per
@@ -301,7 +318,8 @@ class Bidder:
             future_aim = max(future_aim, CAP_FLOOR * aim) if math.isfinite(future_aim) else aim
             target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
             # While little is due, one tick's evidence moves r_cap only part of the way.
-            w = st.paid.due(obs.ts) / (st.paid.due(obs.ts) + CAP_SETTLE) if CAP_SETTLE > 0 else 1.0
+            settle = CAP_SETTLE if target > st.r_cap else CAP_SETTLE_DOWN
+            w = st.paid.due(obs.ts) / (st.paid.due(obs.ts) + settle) if settle > 0 else 1.0
             target = math.exp(w * math.log(target) + (1 - w) * math.log(st.r_cap))
             if target > st.r_cap:
                 st.r_cap = min(target, CAP_MAX_RISE * max(r_used, st.last_multiplier), CAP_RISE_PER_TICK * st.r_cap)
@@ -367,6 +385,10 @@ def _with_ramp(ramp: Proposal, mcb: Proposal) -> Proposal:
                         mcb.lam, mcb.mu)
     return Proposal(FAST_RAMP, ramp.bid_cap, mcb.multiplier, ramp.wanted + mcb.wanted,
                     f"{ramp.reason}; interaction bid is higher", mcb.lam, mcb.mu)
+
+
+def _limited(p: Proposal, wanted: float, why: str) -> Proposal:
+    return Proposal(p.strategy, p.bid_cap, p.multiplier, wanted, f"{p.reason}; {why}", p.lam, p.mu)
 
 
 def _log_ratio(a: float, b: float) -> float:
