@@ -25,19 +25,18 @@ PACING_GAIN = 0.2  # log-step of r_budget per plan share of spend over or under 
 PACING_SETTLE = 40.0  # ticks after which the pacing gain has fallen by 1/sqrt(2)
 PACE_CLIP = 5.0  # a tick's spend counts at most this many times the usual spend over plan
 CAP_MARGIN = 0.9  # r_cap aims the campaign's cost per interaction at this share of C
-CAP_EVIDENCE = 1  # r_cap moves once a tick has bought something (its evidence is shrunk toward a prior)
 CAP_FLOOR = 0.6  # however far over the aim the total is, the rest of the room aims at least this share of it
-CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick (it falls at once) ...
+CAP_RISE_PER_TICK = 1.2  # r_cap rises at most this much per tick ...
 CAP_MAX_RISE = 1.5  # ... and to at most this many times the thresholds it has bought at
-MAX_OVER_CAP = 30.0  # no bid above this many times C per unit of predicted value
-EXPLORE_SHARE = 0.03  # spend past what the evidence shows was bought within C that exploring may risk ...
-EXPLORE_EVIDENCE = 20.0  # weighted interactions due from paid viewers before r_cap alone holds the cap
+CAP_SETTLE = 200.0  # weighted interactions due at which a tick's evidence moves r_cap half way up to its target ...
+CAP_SETTLE_DOWN = 50.0  # ... and half way down (it falls faster than it rises)
+EXPLORE_SHARE = 0.03  # what exploring may spend past C x the value the evidence shows, as a share of the budget ...
 EXPLORE_FADE = 50.0  # ... halved once this many weighted interactions of paid viewers are due
+EXPLORE_EVIDENCE = 20.0  # until this many are due, that is a limit on the spend itself; after, r_cap holds the cap
+MAX_OVER_CAP = 30.0  # no bid above this many times C per unit of predicted value
 MIN_R = 1e-4
-BURST = 12.0
-BURST_RAMP_IN = 1.0  # the first tick may take one plan share, the next two, ... up to BURST: the pace before the market is known
-CAP_SETTLE_DOWN = 50.0  # ... and toward a lower one
-CAP_SETTLE = 200.0  # weighted interactions due at which one tick's evidence moves r_cap half way toward its target
+BURST = 12.0  # a tick may take this many plan shares (a burst of supply is bought) ...
+BURST_RAMP_IN = 1.0  # ... but the first may take one, the next two, and so on: the pace before the market is known
 MAX_STEP = 1.0  # largest log-step of a threshold per tick
 MAX_MULTIPLIER = 1e9  # bids are finite whatever the campaign says
 
@@ -262,9 +261,10 @@ class Bidder:
 
         The two thresholds are the LP's dual prices, learnt online in log space:
         ``r_budget = 1/lambda`` paces spend to the plan, ``r_cap`` holds the
-        campaign's cost per interaction (ramp spend included) at CAP_MARGIN x C.
-        Each moves only while its own constraint is the one that binds, so the
-        idle one does not wind up."""
+        campaign's cost per interaction (ramp spend included) at CAP_MARGIN x C,
+        judged on what the buys are worth with their pending stays counted
+        (:class:`~bidding.paid_value.PaidValue`). Each moves only while its own
+        constraint is the one that binds, so the idle one does not wind up."""
         st = self.state
         cap_c = self.campaign.mcb.max_cost_per_interaction
         plan, ticks_left = self._plan_per_tick(obs, spend)
@@ -302,7 +302,7 @@ class Bidder:
             # allowance: a market where C cannot be met costs that much, no more.
             if self._explore_room(obs, confirmed) > 0:
                 st.r_cap = _clamp_pos(st.r_cap * CAP_RISE_PER_TICK, cap_c)
-        elif value > 0 and st.cap_ticks >= CAP_EVIDENCE and confirmed > 0:
+        elif value > 0 and st.cap_ticks > 0 and confirmed > 0:
             # Bought at thresholds averaging r_used, the campaign paid cpi per
             # interaction; cost per interaction scales with the threshold, so
             # r_used x aim / cpi is where it meets the aim (the predictor's bias
