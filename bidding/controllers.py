@@ -32,6 +32,7 @@ CAP_SETTLE = 200.0  # weighted interactions due at which a tick's evidence moves
 CAP_SETTLE_DOWN = 50.0  # ... and half way down (it falls faster than it rises)
 EXPLORE_SHARE = 0.03  # what exploring may spend past C x the value the evidence shows, as a share of the budget ...
 EXPLORE_FADE = 50.0  # ... halved once this many weighted interactions of paid viewers are due
+EXPLORE_MAX_OVER_VALUE = 2.0  # ... and a threshold rises so, to at most this many times C x the value factor learnt
 EXPLORE_EVIDENCE = 20.0  # until this many are due, that is a limit on the spend itself; after, r_cap holds the cap
 MAX_OVER_CAP = 30.0  # no bid above this many times C per unit of predicted value
 MIN_R = 1e-4
@@ -124,7 +125,8 @@ class Bidder:
             return self._decision(obs, _pause("stale or repeated snapshot"), 0.0)
         guard.begin(obs.seq, opened=obs.opened)
         if st.start_ts is None and obs.live:
-            st.start_ts = obs.started_at if obs.started_at is not None else obs.ts - st.tick_s
+            known = obs.started_at is not None and math.isfinite(obs.started_at) and obs.started_at <= obs.ts
+            st.start_ts = obs.started_at if known else obs.ts - st.tick_s
         st.last_ts = obs.ts
         if bought_value_total is None:
             bought_value_total = obs.paid_value_total
@@ -157,7 +159,7 @@ class Bidder:
             if room < proposal.wanted:
                 st.cap_held = True
                 proposal = _limited(proposal, max(room, 0.0), "held by the cost cap until paid viewers' "
-                                    f"interactions show more value bought ({st.paid.proven(obs.ts):.1f} so far)")
+                                    f"interactions show more value bought ({st.paid.value(obs.ts):.1f} so far)")
         if proposal.strategy != PAUSED:
             why = guard.pause_reason(obs.seq)
             cap = guard.issue(obs.seq, proposal.wanted) if why is None else 0.0
@@ -187,7 +189,7 @@ class Bidder:
         ceiling, mostly not spent: counted whole, it would end exploring)."""
         paid = self.state.paid
         allowance = EXPLORE_SHARE * self.campaign.total_budget * EXPLORE_FADE / (paid.due(obs.ts) + EXPLORE_FADE)
-        return allowance + self.campaign.mcb.max_cost_per_interaction * paid.proven(obs.ts) - spent
+        return allowance + self.campaign.mcb.max_cost_per_interaction * paid.value(obs.ts) - spent
 
     # -- strategies --------------------------------------------------------
 
@@ -203,7 +205,7 @@ class Bidder:
         # only for what its caps in flight (counted whole) leave of it.
         spent = confirmed - st.ramp_confirmed0
         committed = spend - st.ramp_spend0
-        elapsed = obs.ts - (st.start_ts or obs.ts)
+        elapsed = max(obs.ts - (st.start_ts or obs.ts), 0.0)
         done = None
         if got >= ramp.target_paid_entries:
             done = "target reached"
@@ -301,7 +303,10 @@ class Bidder:
             # has spent past the value its evidence shows is within the exploration
             # allowance: a market where C cannot be met costs that much, no more.
             if self._explore_room(obs, confirmed) > 0:
-                st.r_cap = _clamp_pos(st.r_cap * CAP_RISE_PER_TICK, cap_c)
+                # Not past what a paid viewer is believed to be worth: a threshold that
+                # climbs while nothing is bought must not wait, far above C, for evidence.
+                ceiling = EXPLORE_MAX_OVER_VALUE * st.paid.factor(obs.ts) * cap_c
+                st.r_cap = _clamp_pos(min(st.r_cap * CAP_RISE_PER_TICK, max(ceiling, st.r_cap)), cap_c)
         elif value > 0 and st.cap_ticks > 0 and confirmed > 0:
             # Bought at thresholds averaging r_used, the campaign paid cpi per
             # interaction; cost per interaction scales with the threshold, so

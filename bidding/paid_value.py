@@ -27,6 +27,7 @@ import msgspec
 STAY_S = 60.0  # a cohort's interactions are taken to come over this long (the shortest stay seen in rooms)
 PAID_PRIOR = 0.5  # before evidence, a paid viewer is taken to be worth this share of an organic one ...
 PRIOR_WEIGHT = 4.0  # ... with the weight of this many weighted interactions due
+MAX_PREDICTED = 1e12  # weighted interactions one cohort may be predicted to bring
 MAX_COHORTS = 64  # cohorts kept apart; older ones are summed (past their stay they are all due)
 
 
@@ -38,9 +39,10 @@ class PaidValue(msgspec.Struct, kw_only=True):
     seen: float = 0.0  # paid viewers' weighted interactions seen (the highest total reported)
 
     def add(self, ts: float, predicted: float) -> None:
-        """A cohort that arrived at ``ts``, predicted to be worth ``predicted``."""
+        """A cohort that arrived at ``ts``, predicted to be worth ``predicted`` (at
+        most MAX_PREDICTED: sums stay finite whatever a snapshot said)."""
         if predicted > 0 and math.isfinite(predicted) and math.isfinite(ts):
-            self.cohorts.append([ts, predicted])
+            self.cohorts.append([ts, min(predicted, MAX_PREDICTED)])
 
     def observe(self, now: float, seen: float | None) -> None:
         """The paid viewers' interactions total as of ``now`` (only counts up: a
@@ -48,7 +50,7 @@ class PaidValue(msgspec.Struct, kw_only=True):
         if seen is not None and math.isfinite(seen) and seen > self.seen:
             self.seen = seen
         while self.cohorts and (now - self.cohorts[0][0] >= STAY_S or len(self.cohorts) > MAX_COHORTS):
-            self.done += self.cohorts.pop(0)[1]
+            self.done = min(self.done + self.cohorts.pop(0)[1], MAX_PREDICTED * MAX_COHORTS)
 
     def due(self, now: float) -> float:
         """Predicted interactions the cohorts owe by ``now``."""
