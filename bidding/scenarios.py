@@ -70,6 +70,8 @@ FAMILIES = (
     Family("cap binds, no run of show", "default", cap_spend_share=0.6, run_of_show="none"),
     Family("cheap supply comes late (prices /3 from 60%)", "default",
            market=MarketConfig(price_median=1.5, price_shift_at=0.6, price_shift=1 / 3)),
+    Family("paid viewers stay 10-30 s, cap binds", "default", cap_spend_share=0.6,
+           market=MarketConfig(stay_s=(10.0, 30.0))),
     Family("C cannot be met", "default", cap_unmeetable=True),
     Family("C cannot be met, quiet room", "quiet", cap_unmeetable=True),
 )
