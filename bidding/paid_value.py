@@ -24,7 +24,7 @@ import math
 
 import msgspec
 
-STAYS_S = (15.0, 30.0, 60.0, 120.0, 240.0)  # paid viewers' stays the evidence chooses between
+STAYS_S = (20.0, 60.0, 120.0, 240.0)  # paid viewers' stays the evidence chooses between
 STAY_S = STAYS_S[0]  # the cautious one, until the evidence rules it out: it makes interactions due soonest
 HISTORY = 12  # snapshots of the interactions seen that the stay is fitted on
 CHI2_SCALE, CHI2_SLACK = 2.0, 4.0  # a stay is ruled out past 2x the best one's chi-square plus 4
