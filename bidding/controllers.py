@@ -191,7 +191,8 @@ class Bidder:
 
     def _explore_room(self, obs: Observation, spent: float) -> float:
         """What exploring may still risk: an allowance that fades as evidence comes,
-        plus C x the value the evidence alone shows was bought, less ``spent``:
+        plus C x what the buys so far are worth (the posterior: a viewer who has
+        not commented yet is not a verdict), less ``spent``:
         what is committed where the room's caps are cut to this (before evidence),
         what the ad server reports where they are not (a cap in flight is a
         ceiling, mostly not spent: counted whole, it would end exploring)."""
@@ -332,8 +333,10 @@ class Bidder:
             target = _clamp_pos(r_used * math.exp(_log_ratio(future_aim, cpi)), cap_c)
             # While little is due, one tick's evidence moves r_cap only part of the way.
             settle = CAP_SETTLE if target > st.r_cap else CAP_SETTLE_DOWN
-            w = st.paid.due(obs.ts) / (st.paid.due(obs.ts) + settle) if settle > 0 else 1.0
-            target = math.exp(w * math.log(target) + (1 - w) * math.log(st.r_cap))
+            due = st.paid.due(obs.ts)
+            w = due / (due + settle) if settle > 0 else 1.0
+            if target > 0 and st.r_cap > 0:
+                target = math.exp(w * math.log(target) + (1 - w) * math.log(st.r_cap))
             if target > st.r_cap:
                 st.r_cap = min(target, CAP_MAX_RISE * max(r_used, st.last_multiplier), CAP_RISE_PER_TICK * st.r_cap)
             else:

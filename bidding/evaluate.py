@@ -355,5 +355,5 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["simulate", "evaluate", "summarize", "by_family", "checks", "cap_report", "format_cap_report", "format_table", "format_overview",
-           "session_metrics", "EpisodeScore", "predictor_quality"]
+__all__ = ["simulate", "evaluate", "summarize", "by_family", "checks", "cap_report", "format_cap_report",
+           "format_table", "format_overview", "session_metrics", "EpisodeScore", "predictor_quality"]
