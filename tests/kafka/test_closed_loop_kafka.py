@@ -46,7 +46,10 @@ def test_spend_stays_within_budget_through_kafka(broker, tmp_path, kill, hostile
     producer.send(CAMPAIGNS, key=room.encode(), value=msgspec.json.encode(campaign)).get(30)
     worker = Worker(broker.bootstrap, tmp_path, "w").start()
     rnd = random.Random(7)
-    ad = AdServer(room, rnd, price=0.2)
+    # Viewers cheap enough that the bidder's first, exploring caps (3% of the budget
+    # before paid viewers' interactions show value) buy some: at 0.2 a cap of 0.09 buys
+    # none, nothing is ever worth buying, and the room rightly stops at its allowance.
+    ad = AdServer(room, rnd, price=0.02)
     clock = {"now": T0}  # the stream's event time, as the producer has sent it
     violations: list[str] = []
     applied: list[tuple[float, BidDecision]] = []  # (stream time when applied, decision)
