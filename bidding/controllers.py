@@ -150,7 +150,7 @@ class Bidder:
         st.last_confirmed = guard.covered_total
         st.cap_held = False
         if proposal.strategy in (FAST_RAMP, INTERACTION_MCB) and proposal.wanted > 0 \
-                and st.paid.due(obs.ts) < self._evidence_needed():
+                and st.paid.due(obs.ts) < EXPLORE_EVIDENCE:
             # Before there is evidence, the cost cap is a limit on money, as the budget is:
             # spend runs ahead of what the evidence shows was bought within C by the
             # exploration allowance only. (After, r_cap holds the cap: stopping would lock
@@ -180,14 +180,6 @@ class Bidder:
         if cap > 0:
             st.last_unit = unit_value(obs)
         return self._decision(obs, proposal, cap)
-
-    def _evidence_needed(self) -> float:
-        """Weighted interactions due before r_cap alone holds the cap: EXPLORE_EVIDENCE,
-        or fewer where that many would be worth more at C than the allowance itself
-        (a small room's evidence must not cost most of its budget to come)."""
-        c = self.campaign.mcb.max_cost_per_interaction
-        allowance = EXPLORE_SHARE * self.campaign.total_budget
-        return min(EXPLORE_EVIDENCE, allowance / c) if c > 0 else EXPLORE_EVIDENCE
 
     def _explore_room(self, obs: Observation, spent: float) -> float:
         """What exploring may still risk: an allowance that fades as evidence comes,
