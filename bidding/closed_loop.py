@@ -134,7 +134,7 @@ class MarketAdServer(AdServer):
                  stay_s: tuple[float, float] = (60.0, 180.0)) -> None:
         super().__init__(room, rnd, price)
         self.paid_factor = paid_factor
-        self.stay = rnd.uniform(*stay_s)
+        self.stay = rnd.uniform(*stay_s) if paid_factor is not None else 60.0  # (no draw: the old market's stream)
 
     def apply(self, d: BidDecision, now: float) -> list[tuple[float, bytes]]:
         self.applied = d.seq

@@ -11,7 +11,7 @@ the decision that bought them bid on. A cohort is *due* the share of its stay
 that has passed, and the interactions seen over those due are what a paid
 viewer is worth over the prediction: a Gamma-Poisson posterior mean, shrunk
 toward a cautious prior while few are due, so one unlucky tick is noise, not a
-verdict. The stay is unknown too (10 s to minutes): it is the shortest one the
+verdict. The stay is unknown too (seconds to minutes): it is the shortest one the
 arrivals so far do not rule out, the cautious side (it makes interactions due
 soonest); viewers who stay longer show it as their interactions keep coming.
 
