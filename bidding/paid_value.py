@@ -40,7 +40,8 @@ class PaidValue(msgspec.Struct, kw_only=True):
     cohorts: list[list[float]] = msgspec.field(default_factory=list)  # [arrived ts, predicted value] in their stay
     done: float = 0.0  # predicted value of cohorts past their stay
     seen: float = 0.0  # paid viewers' weighted interactions seen (the highest total reported)
-    history: list[list[float]] = msgspec.field(default_factory=list)  # [ts, seen] of the last HISTORY snapshots
+    # [ts, seen, due at each of STAYS_S] of the last HISTORY snapshots
+    history: list[list[float]] = msgspec.field(default_factory=list)
     stay_s: float = STAY_S  # the shortest stay the evidence does not rule out
 
     def add(self, ts: float, predicted: float) -> None:
@@ -58,7 +59,9 @@ class PaidValue(msgspec.Struct, kw_only=True):
         while self.cohorts and (now - self.cohorts[0][0] >= keep or len(self.cohorts) > MAX_COHORTS):
             self.done = min(self.done + self.cohorts.pop(0)[1], MAX_PREDICTED * MAX_COHORTS)
         if math.isfinite(now) and (self.cohorts or self.done > 0):
-            self.history.append([now, self.seen])
+            # each stay's due as of now, kept with the snapshot: a past snapshot's due never
+            # changes (later cohorts arrived after it), so the fit does not recompute it
+            self.history.append([now, self.seen, *(self.due(now, stay) for stay in STAYS_S)])
             del self.history[:-HISTORY]
             self.stay_s = self._fit_stay()
 
@@ -80,8 +83,8 @@ class PaidValue(msgspec.Struct, kw_only=True):
             return STAY_S
         ys = [b[1] - a[1] for a, b in zip(self.history, self.history[1:])]
         chi2 = []
-        for stay in STAYS_S:
-            due = [self.due(t, stay) for t, _ in self.history]
+        for i in range(len(STAYS_S)):
+            due = [h[2 + i] if len(h) == 2 + len(STAYS_S) else self.due(h[0], STAYS_S[i]) for h in self.history]
             ds = [b - a for a, b in zip(due, due[1:])]
             try:
                 dd = sum(d * d for d in ds)
