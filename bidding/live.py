@@ -66,6 +66,12 @@ class LiveBidding:
             self.parked[room_id] = encode_bidding(state)
             del self.rooms[room_id]
 
+    def finish(self, room_id: str) -> None:
+        """The room is finished (its stream state was let go, and events for it are
+        refused while its marker lasts): its bidding state goes too."""
+        self.rooms.pop(room_id, None)
+        self.parked.pop(room_id, None)
+
     def on_metrics(self, metrics: list[RoomMetrics], replayed: list[bool] | None = None) -> list[BidDecision]:
         """Decisions for ``metrics``, in order. ``replayed[i]`` says the i-th
         snapshot may have been decided before, by a predecessor whose state this

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
                                "dead letters (`oversized`) without being decoded")
     dead_letter_max_raw: int = _in(65536, 0, 16 * MiB, "bytes of an input kept in its dead letter; a longer one "
                                    "keeps its prefix, `raw_bytes` and `raw_sha256`")
+    quiet_s: float = _in(30.0, 0.0, DAY, "event time a room's partition moves past its ticks before they close "
+                         "without it (a quiet room; embedded and on Kafka alike, over LIVEROOM_KAFKA_PARTITIONS)")
+    idle_room_s: float = _in(3600.0, 1.0, 30 * DAY, "a room with no event for this long (its partition's event "
+                             "time) is finished and let go, as one is grace + quiet after its `room_end`")
+    finished_retention_s: float = _in(3600.0, 0.0, 30 * DAY, "events for a finished room are dead letters "
+                                      "(`room_finished`) for this long; then its id starts a new room")
     silent_snapshots: int = _in(12, 0, 100_000, "snapshots a silent gap gives before a room's snapshots pause "
                                 "until its next event")
     max_envelope_events: int = _in(1000, 1, 100_000, "events one message (or line) may carry as a JSON array; "
@@ -117,8 +123,6 @@ class Settings(BaseSettings):
     kafka_batch_within_s: float = _in(0.25, 0.0, 60.0, "the bidding agent's batching window", lo_open=True)
     kafka_silence_s: float = _in(30.0, 0.0, DAY, "an idle partition (wall clock, nothing waiting) has its rooms "
                                  "flushed", lo_open=True)
-    kafka_quiet_s: float = _in(30.0, 0.0, DAY, "event time a partition moves past a quiet room's ticks before "
-                               "they close")
     kafka_envelope_events: int = _in(100, 1, 100_000, "events per message from `replay --kafka` (1: single-event "
                                      "messages)")
     kafka_session_timeout_s: float = _in(30.0, 1.0, 3600.0, "the consumer group's session timeout")
@@ -161,7 +165,6 @@ class Settings(BaseSettings):
             batch_max=self.kafka_batch_max,
             batch_within_s=self.kafka_batch_within_s,
             silence_s=self.kafka_silence_s,
-            quiet_s=self.kafka_quiet_s,
             envelope_events=self.kafka_envelope_events,
             session_timeout_s=self.kafka_session_timeout_s,
             web_port=self.kafka_web_port,
@@ -197,6 +200,9 @@ class Settings(BaseSettings):
             max_event_bytes=self.max_event_bytes,
             dead_letter_max_raw=self.dead_letter_max_raw,
             silent_snapshots=self.silent_snapshots,
+            quiet_s=self.quiet_s,
+            idle_room_s=self.idle_room_s,
+            finished_retention_s=self.finished_retention_s,
             max_dedup_ids=self.max_dedup_ids,
             max_envelope_events=self.max_envelope_events,
             max_envelope_bytes=self.max_envelope_bytes,

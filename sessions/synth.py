@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -325,5 +326,44 @@ def hot_room_session(out: str | Path, *, viewers: int = 200_000, events_per_s: f
             f.write(enc.encode({"event_id": f"h{i}", "room_id": room_id, "ts": ts, "user_id": user, **event}) + b"\n")
     info = SessionInfo(room_id=room_id, title=f"hot room, {viewers} viewers at {events_per_s:g} events/s",
                        start=start, end=round(start + (total + 1) * step, 4), files=SessionFiles(events="events.jsonl"))
+    (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
+    return folder
+
+
+def churn_session(out: str | Path, *, rooms: int = 20_000, live: int = 300, room_s: float = 120.0,
+                  events_per_room: int = 12, seed: int = 0, start: float = DEFAULT_START) -> Path:
+    """A platform's day in small: ``rooms`` short rooms, started one after another
+    so that about ``live`` are on at once, each a ``room_start``, a few viewers
+    entering, liking, commenting and leaving, and a ``room_end`` after ``room_s``.
+    Written uncompressed, in time order; returns the folder."""
+    if rooms < 1 or live < 1 or room_s <= 0 or events_per_room < 3:
+        raise ValueError("need rooms >= 1, live >= 1, room_s > 0 and events_per_room >= 3")
+    rnd = random.Random(seed)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    enc = msgspec.json.Encoder()
+    gap = room_s / live
+    streams = []
+    for r in range(rooms):
+        room = f"churn-{r:06d}"
+        t0 = start + r * gap
+        evs = [(t0, f"{room}-s", {"type": "room_start"})]
+        users = [f"u{i}" for i in range(max(1, (events_per_room - 2) // 3))]
+        for i in range(events_per_room - 2):
+            ts = t0 + room_s * (i + 1) / (events_per_room - 1) + rnd.uniform(-0.5, 0.5)
+            user = users[i % len(users)]
+            kind = i // len(users)
+            event = ({"type": "enter", "source": "organic"} if kind == 0 else
+                     {"type": "leave"} if i >= events_per_room - 2 - len(users) else
+                     {"type": "like", "count": rnd.randint(1, 5)} if rnd.random() < 0.7 else {"type": "comment"})
+            evs.append((ts, f"{room}-{i}", {"user_id": user, **event}))
+        evs.append((t0 + room_s, f"{room}-e", {"type": "room_end"}))
+        streams.append([(round(ts, 4), eid, room, body) for ts, eid, body in sorted(evs, key=lambda e: e[0])])
+    with open(folder / "events.jsonl", "wb") as f:
+        for ts, eid, room, body in heapq.merge(*streams):
+            f.write(enc.encode({"event_id": eid, "room_id": room, "ts": ts, **body}) + b"\n")
+    info = SessionInfo(room_id="churn-000000", title=f"churn: {rooms} rooms of {room_s:g} s, about {live} live",
+                       start=start, end=round(start + (rooms - 1) * gap + room_s + 1, 4),
+                       files=SessionFiles(events="events.jsonl"))
     (folder / SESSION_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
     return folder

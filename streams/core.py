@@ -21,8 +21,13 @@ batch of one room's events, to spare the per-message cost). Its events are taken
 one by one, each counted as an input of its own and labelled ``where#i`` in a
 dead letter; an envelope that is not a JSON array is one dead letter.
 
-Stores. ``restore`` (room id -> state or None) is asked for a room the core does
-not hold; with ``journal=True`` every room gets a
+Lifecycle. A room is *finished* by its partition's clock (``streams/partitions.py``):
+:meth:`StreamCore.finish` publishes what it still holds and lets it go, keeping
+only a marker (``finished``: room id -> the event time it finished at) until the
+clock forgets it; an event for a finished room is a ``room_finished`` dead letter.
+
+Stores. ``restore`` (room id -> state, the event time it finished at, or None)
+is asked for a room the core does not hold; with ``journal=True`` every room gets a
 :class:`~streams.room_parts.Journal` of its changes, for a store that writes in
 parts (the Kafka runtime).
 """
@@ -54,7 +59,7 @@ class StreamCore:
         ts_bounds: tuple[float, float] | None = None,
         source: str = "",
         max_rooms: int | None = None,
-        restore: Callable[[str], RoomState | None] | None = None,
+        restore: Callable[[str], RoomState | float | None] | None = None,
         journal: bool = False,
     ) -> None:
         self.config = config
@@ -68,6 +73,7 @@ class StreamCore:
         self.out = Outputs()
         self.processors: dict[str, RoomProcessor] = {}
         self.parked: dict[str, bytes] = {}
+        self.finished: dict[str, float] = {}  # finished rooms' markers: room -> event time it finished at
         self.dead_letters: list[DeadLetter] = []
         self.inputs = 0
         self.processed = 0
@@ -83,15 +89,40 @@ class StreamCore:
         self.processors[state.room_id] = proc
         return proc
 
-    def _room(self, room_id: str) -> RoomProcessor:
-        """The processor of a room not held live: restored if parked, else new."""
+    def _room(self, room_id: str, *, new: bool = True) -> RoomProcessor | None:
+        """The processor of a room not held live: restored if parked or stored,
+        else new (with ``new``), else None. None too for a finished room."""
+        if room_id in self.finished:
+            return None
         if self.max_rooms is not None and len(self.processors) >= self.max_rooms:
             self._park()
         stored = self.parked.pop(room_id, None)
         if stored is not None:
             return self.load(decode_state(stored))
         restored = self.restore(room_id) if self.restore is not None else None
+        if isinstance(restored, float):  # a finished room's marker
+            self.finished[room_id] = restored
+            return None
+        if restored is None and not new:
+            return None
         return self.load(restored if restored is not None else RoomState(room_id=room_id))
+
+    def held(self, room_id: str) -> RoomProcessor | None:
+        """A room's processor if the core holds it (live, parked or stored), else None."""
+        proc = self.processors.get(room_id)
+        return proc if proc is not None else self._room(room_id, new=False)
+
+    def finish(self, room_id: str, at: float) -> RoomProcessor:
+        """Let a held room go (see the module docstring): its buffered ticks and
+        open surge are published, and only its marker stays. Returns its processor
+        (final state and journal) for a store to delete it."""
+        proc = self.held(room_id)
+        if proc is None:
+            raise KeyError(room_id)
+        proc.flush()
+        del self.processors[room_id]
+        self.finished[room_id] = at
+        return proc
 
     def _park(self) -> None:
         """Park the half of the live rooms whose newest event is oldest (ties by
@@ -163,6 +194,12 @@ class StreamCore:
             proc = procs.get(event.room_id)
             if proc is None:
                 proc = self._room(event.room_id)
+                if proc is None:
+                    self._reject(raw, "room_finished", f"room {event.room_id!r} finished at event time "
+                                 f"{self.finished[event.room_id]} (its partition's clock); events for it are not "
+                                 f"counted until its marker is forgotten", _label(where, n, count, labels),
+                                 room_id=event.room_id)
+                    continue
             verdict = proc.accept(event)
             if verdict is None:
                 self.processed += 1

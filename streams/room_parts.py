@@ -232,3 +232,35 @@ def assemble(head: bytes, lookup: Callable[[bytes], "bytes | None"],
         if now == PAID_VIEWER:
             state.paid.add(user)
     return state, repairs
+
+
+# A finished room's head: ("finished", event time it finished at). A room head is
+# a msgpack map, so the two never read as each other.
+_marker = msgspec.msgpack.Decoder(tuple[str, float]).decode
+
+
+def finished_marker(at: float) -> bytes:
+    """The head record that stands for a finished room (see ``streams/partitions.py``)."""
+    return _encode(("finished", at))
+
+
+def finished_at(head: bytes) -> float | None:
+    """The event time a head's room finished at, or None for a room's head."""
+    if head[:1] != b"\x92":  # a 2-array; a head is a map
+        return None
+    try:
+        kind, at = _marker(head)
+    except (msgspec.DecodeError, ValueError):
+        return None
+    return at if kind == "finished" else None
+
+
+def finish_records(state: RoomState) -> list[Record]:
+    """Tombstones for every part a flushed, persisted room still has (its id
+    lists, its viewers), to be written before its head becomes a marker: after
+    them a restore reads nothing of it, and compaction forgets it."""
+    room = state.room_id
+    out: list[Record] = [(ids_key(room, tick, n), None) for tick, ids in state.seen_log
+                         for n in range(len(id_chunks(ids)))]
+    out.extend((presence_key(room, user), None) for user in sorted(state.online))
+    return out

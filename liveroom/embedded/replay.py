@@ -1,14 +1,17 @@
 """Embedded runtime: replay a recorded session through the core, outputs to files.
 
-Reads the session's events in file order (the core reorders within the grace
-period, as it does for Kafka partitions), feeds the same :class:`StreamCore` the
-Kafka runtime uses, and writes JSON lines. Everything written here is a pure
+Reads the session's events in file order, groups them into the messages
+``liveroom replay --kafka`` would send (``sessions/envelopes.py``), feeds them to
+the same :class:`StreamCore` the Kafka runtime uses, message by message, with the
+same partition clocks over the same partition layout (``streams/partitions.py``),
+and writes JSON lines. So a session gives the same outputs here as on Kafka. Everything written here is a pure
 function of the input and the configuration; wall-clock figures go to
 ``run.json`` alone, so the other files are byte-identical on every run.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import platform
 import time
@@ -17,13 +20,17 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import msgspec
+from collections import defaultdict, deque
 
 from streams.config import CoreConfig
 from streams.core import StreamCore
+from streams.partitions import PartitionClocks, partition_for
 from streams.models import DeadLetter, Moment, RoomMetrics
 from streams.room import N_KINDS, ORGANIC, PAID
 from streams.events import INTERACTION_KINDS
+from sessions.envelopes import Envelopes, routing
 from sessions.folder import LineReader, ReadLimits, Session
+from streams.events import BlankLines
 
 METRICS_FILE = "room-metrics.jsonl"
 MOMENTS_FILE = "moments.jsonl"
@@ -31,11 +38,12 @@ DEAD_LETTERS_FILE = "dead-letters.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
 ROOMS_FILE = "rooms.jsonl"
-_FEED = 512
 SUMMARY_ROOMS = 1000  # rooms listed in summary.json; every room's totals are in rooms.jsonl
 
 # Called with each batch of snapshots, in order; later stages (bidding) hook in here.
 MetricsObserver = Callable[[list[RoomMetrics]], None]
+# Called with a room's id once it is finished (after its last snapshots were observed).
+FinishObserver = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,15 @@ def replay_session(
     observers: Sequence[MetricsObserver] = (),
     limits: ReadLimits | None = None,
     max_rooms: int | None = 10_000,
+    partitions: int = 4,
+    envelope_events: int = 100,
+    on_finish: Sequence[FinishObserver] = (),
 ) -> ReplayResult:
     """Replay ``session`` embedded; writes metrics, moments, dead letters, summary
     (last). Memory stays bounded: lines by ``limits`` (by default the event size
-    limit), rooms held live by ``max_rooms`` (the rest parked, encoded)."""
+    limit), rooms held live by ``max_rooms`` (the rest parked, encoded), finished
+    rooms let go. ``partitions`` and ``envelope_events`` are the Kafka layout the
+    outputs equal (``LIVEROOM_KAFKA_PARTITIONS``, ``LIVEROOM_KAFKA_ENVELOPE_EVENTS``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if limits is None:
@@ -103,6 +116,16 @@ def replay_session(
         "dead": JsonLinesWriter(out / DEAD_LETTERS_FILE),
     }
 
+    finished: dict[str, bytes] = {}  # finished rooms' totals, encoded (their state is gone)
+    just_finished: list[str] = []
+
+    def room_done(proc, partition: int) -> None:
+        st = proc.state
+        finished[st.room_id] = msgspec.json.encode({"room_id": st.room_id, **room_totals(st)})
+        just_finished.append(st.room_id)
+
+    clocks = PartitionClocks(core, config, on_finish=room_done)
+
     def drain() -> None:
         metrics, moments, dead = core.drain()
         if metrics:
@@ -111,18 +134,44 @@ def replay_session(
                 observe(metrics)
         writers["moments"].write(moments)
         writers["dead"].write(dead)
+        if just_finished:
+            for room in just_finished:
+                for told in on_finish:
+                    told(room)
+            just_finished.clear()
 
+    labels: dict[bytes | None, deque[int]] = defaultdict(deque)  # line numbers of the events each key has pending
+
+    def deliver(key: bytes | None, value: bytes, items: list[bytes]) -> None:
+        lines_of = labels[key]
+        core.feed_many(items, [lines_of.popleft() for _ in items])
+        if key is not None:
+            clocks.after_message(partition_for(key, partitions), key.decode("utf-8", "replace"))
+        if len(core.out.metrics) >= 512:
+            drain()
+
+    envelopes = Envelopes(deliver, envelope_events)
     bar = _progress(reader, enabled=progress)
     started = time.perf_counter()
     line = 0
     try:
         for lines in reader.chunks():
-            for i in range(0, len(lines), _FEED):  # drained every _FEED lines: outputs are never held long
-                before = core.inputs
-                core.feed_many(lines[i:i + _FEED], line + 1)
-                line += core.inputs - before  # a run of blank lines is one item, many lines
-                drain()
+            for raw in lines:
+                if type(raw) is BlankLines:
+                    core.feed_many([raw], line + 1)
+                    line += raw.lines
+                    continue
+                line += 1
+                if type(raw) is not bytes or not raw.strip():
+                    core.feed_many([raw], line)  # too long, or blank: the core counts it (no message)
+                    continue
+                key, ts = routing(raw)
+                labels[key].append(line)
+                envelopes.add(key, raw, ts)
+            drain()
             bar.update(reader.position - bar.n)
+        envelopes.flush()
+        drain()
         if reader.error is not None:
             reason, detail = reader.error
             core.reject_input(b"", reason, detail, line + 1)
@@ -147,13 +196,14 @@ def replay_session(
         },
         "rooms": {},
     }
-    with open(out / ROOMS_FILE, "wb") as rooms_file:  # streamed: a room's totals at a time
+    summary["rooms_finished"] = clocks.finished_count
+    with open(out / ROOMS_FILE, "wb") as rooms_file:  # streamed: a room's totals at a time, in id order
         n_rooms = 0
-        for st in core.states():
-            totals = room_totals(st)
-            rooms_file.write(msgspec.json.encode({"room_id": st.room_id, **totals}) + b"\n")
+        held = ((st.room_id, msgspec.json.encode({"room_id": st.room_id, **room_totals(st)})) for st in core.states())
+        for room, line_ in heapq.merge(held, ((room, finished[room]) for room in sorted(finished))):
+            rooms_file.write(line_ + b"\n")
             if n_rooms < SUMMARY_ROOMS:
-                summary["rooms"][st.room_id] = totals
+                summary["rooms"][room] = {k: v for k, v in msgspec.json.decode(line_).items() if k != "room_id"}
             n_rooms += 1
     summary["rooms_count"] = n_rooms
     summary["outputs"][ROOMS_FILE] = n_rooms

@@ -55,18 +55,28 @@ def run_embedded(session: Session, out_dir: Path, settings: Settings, *, progres
 def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool, report: bool) -> EmbeddedResult:
     campaign = session.campaign()
 
+    finished: set[str] = set()
+
     def campaign_for(room_id: str) -> Campaign:
-        # No campaign, no spend: a session without one, and rooms other than the
-        # session's, get a zero budget (as on Kafka).
-        return campaign if campaign is not None and room_id == campaign.room_id else no_campaign(room_id)
+        # No campaign, no spend: a session without one, rooms other than the
+        # session's, and a room whose id comes back after it finished (a campaign is
+        # for one broadcast) get a zero budget (as on Kafka).
+        if campaign is not None and room_id == campaign.room_id and room_id not in finished:
+            return campaign
+        return no_campaign(room_id)
 
     bidding = LiveBidding(campaign_for, strategy=settings.bidding_strategy, tick_s=settings.tick_s)
+
+    def room_finished(room_id: str) -> None:
+        bidding.finish(room_id)
+        finished.add(room_id)
     decisions = JsonLinesWriter(out_dir / BID_DECISIONS_FILE)
     try:
         result = replay_session(
             session, out_dir, settings.core_config(), ts_margin_s=settings.session_ts_margin_s, progress=progress,
             observers=[lambda metrics: decisions.write(bidding.on_metrics(metrics))], limits=settings.read_limits(),
-            max_rooms=settings.max_rooms_in_memory,
+            max_rooms=settings.max_rooms_in_memory, partitions=settings.kafka_partitions,
+            envelope_events=settings.kafka_envelope_events, on_finish=[room_finished],
         )
     finally:
         decisions.close()

@@ -25,16 +25,20 @@ viewer, buffered segment and id list as its own key in ``room-parts``. Both are
 written to the partition the room's events come from, so a worker that takes
 over a partition restores exactly its rooms.
 
-**Ticks close on event time, never lost to the wall clock.** A room's ticks
-close when its own events pass them (as embedded), or when its partition's event
-time (the newest event time of any room in it) has passed them by ``quiet_s``:
-a room that went quiet while the others kept going. A partition that has gone
-idle (no new events for ``silence_s`` of wall-clock time and nothing waiting in
-it) has its rooms flushed. Neither close makes anything late: only a room's own
-clock does; an event for a tick closed by the partition or by idleness *reopens*
-it and is counted in the room's first open tick (totals exact, see
-``streams/room.py``). So a producer stall or a broker restart delays snapshots,
-never loses events.
+**Ticks close on event time, message by message.** A room's ticks close when
+its own events pass them (as embedded), or by its partition's clock
+(``streams/partitions.py``): evaluated after every message in the partition's
+order, never per fetched batch, so outputs do not depend on where a fetch was
+cut, and the embedded replay runs the same rules. The same clock finishes rooms
+(after ``room_end``, or long idle): their last outputs go out, a tombstone on
+``liveroom.room-metrics`` tells the bidding agent, their table keys are
+tombstoned and only a small marker stays until the clock forgets it. One rule
+uses the wall clock: a partition that has gone idle (no new events for
+``silence_s`` and nothing waiting on the broker) has its rooms' open ticks
+flushed, as the end of the input does embedded. An event for such a tick
+*reopens* it (counted in the room's first open tick, totals exact, see
+``streams/room.py``): a producer stall longer than ``silence_s`` is the one
+case where the outputs can differ from the embedded replay's.
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ from faust.types import TP
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from liveroom.kafka.topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
+from streams.partitions import PartitionClocks
 from streams.room import RoomProcessor, RoomState
-from streams.room_parts import assemble, presence_key, split
+from streams.room_parts import assemble, finish_records, finished_at, finished_marker, presence_key, split
 from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,14 @@ PARTS_TABLE = "room-parts"
 
 _encode = msgspec.json.Encoder().encode
 _decode_any = msgspec.msgpack.Decoder().decode
+_decode_head = msgspec.msgpack.Decoder(RoomState).decode
+_encode_offset = msgspec.msgpack.Encoder().encode
+OFFSET_PREFIX = b"\xffoffset/"  # not UTF-8: never a room id
+
+
+def offset_key(partition: int) -> bytes:
+    """The head-table key of a partition's processed offset (see ``RoomStore.mark_offset``)."""
+    return OFFSET_PREFIX + str(partition).encode()
 
 
 def _credentials(config: KafkaConfig):
@@ -121,10 +134,13 @@ class RoomStore:
             if partitions is not None:
                 partitions.pop(key, None)
 
-    def restore(self, room: str, cached) -> RoomState | None:
+    def restore(self, room: str, cached) -> RoomState | float | None:
         head = self.heads.data.get(room.encode())
         if head is None:
             return None
+        at = finished_at(head)
+        if at is not None:
+            return at
         if self._viewers is None:
             self._viewers = self._index(cached)
         viewers = self._viewers.pop(room, [])
@@ -151,6 +167,52 @@ class RoomStore:
         for k, v in tombstones:
             self._send(self.parts, partition, k, v)
 
+    def finish(self, proc: RoomProcessor, partition: int, at: float) -> None:
+        """A finished room: its last changes, tombstones for every part it still
+        has, then its head becomes a marker (see ``streams/room_parts.py``)."""
+        self.write_repairs()
+        self.persist(proc, partition)
+        for k, v in finish_records(proc.state):
+            self._send(self.parts, partition, k, v)
+        key = proc.state.room_id.encode()
+        marker = finished_marker(at)
+        self.heads.data[key] = marker
+        self._send(self.heads, partition, key, marker)
+        self.partition_of.pop(proc.state.room_id, None)
+
+    def forget(self, room: str, partition: int) -> None:
+        """A finished room's marker expired: its head key is tombstoned."""
+        key = room.encode()
+        self.heads.data.pop(key, None)
+        self._send(self.heads, partition, key, None)
+
+    def mark_offset(self, partition: int, offset: int) -> None:
+        """Written last in a batch: the partition's events up to ``offset`` are in
+        the state before it. A new owner skips those when they come again, so a
+        re-delivered message never meets a state that already took it (a verdict
+        that depends on the state, such as ``spend_unissued``, could differ)."""
+        key = offset_key(partition)
+        value = _encode_offset(offset)
+        self.heads.data[key] = value
+        self._send(self.heads, partition, key, value)
+
+    def processed_offset(self, partition: int) -> int | None:
+        value = self.heads.data.get(offset_key(partition))
+        try:
+            return int(_decode_any(value)) if value is not None else None
+        except Exception:  # noqa: BLE001 - damaged: start from the group's commit, as before
+            return None
+
+    def heads_of(self, partition: int):
+        """``(room, head bytes)`` of every recovered room head of ``partition``."""
+        data = self.heads.data
+        where = getattr(data, "_key_partition", None) or {}
+        for key, p in list(where.items()):
+            if p == partition and not key.startswith(OFFSET_PREFIX):
+                value = data.get(key)
+                if value is not None:
+                    yield key.decode("utf-8", "replace"), value
+
     def write_repairs(self) -> None:
         for key, value, partition in self.repairs:
             if partition is not None:
@@ -175,13 +237,56 @@ class RoomsRuntime:
         self.store = RoomStore(heads, parts, self.stats)
         self.core = StreamCore(core_config, source=f"{EVENTS}/", journal=True,
                                restore=lambda room: self.store.restore(room, self.core.processors))
+        self.clocks = PartitionClocks(self.core, core_config, on_finish=self._finished, on_forget=self.store.forget)
+        self.finished_now: list[str] = []  # rooms finished in the batch at hand (a tombstone each on the metrics)
         self.offsets: dict = {}  # highest offset processed, per topic-partition
-        self.event_time: dict = {}  # tp -> newest event time of any room in it
-        self.waiting: dict = {}  # tp -> rooms with buffered ticks
-        self.last_input: dict = {}  # tp -> monotonic time of its last message
+        self.loaded: set = set()  # partitions whose stored clock and rooms are loaded
+        self.last_input: dict = {}  # tp -> monotonic time of its last message (or of its loading)
         self.lock = asyncio.Lock()
         self._progress = (time.monotonic(), 0)  # when the last progress line was computed, and the inputs then
         self._said = ""  # the last progress line logged
+
+    def _finished(self, proc: RoomProcessor, partition: int) -> None:
+        room = proc.state.room_id
+        self.store.finish(proc, partition, self.core.finished[room])
+        self.finished_now.append(room)
+
+    def load_assigned(self) -> None:
+        """Load every assigned partition not loaded yet (call once the tables are
+        recovered): one that gets no new message after a restart still has its
+        rooms' open ticks flushed when it is idle."""
+        now = time.monotonic()
+        for tp in sorted(self.app.consumer.assignment()):
+            if tp.topic == EVENTS and tp not in self.loaded:
+                self._load(tp)
+                self.last_input.setdefault(tp, now)
+
+    def _load(self, tp) -> None:
+        log.info("rooms agent: processing partition %s[%d]", tp.topic, tp.partition)
+        self.loaded.add(tp)
+        self._load_partition(tp.partition)
+        done = self.store.processed_offset(tp.partition)
+        if done is not None and self.offsets.get(tp, -1) < done:
+            self.offsets[tp] = done  # what a previous owner processed is skipped when it comes again
+
+    def _load_partition(self, partition: int) -> None:
+        """A partition new to this worker: its clock, its rooms' due times and its
+        finished rooms' markers, from the recovered heads (rooms themselves are
+        restored when something is due for them or an event comes)."""
+        procs = self.core.processors
+        for room, head in self.store.heads_of(partition):
+            if room in procs:
+                continue
+            at = finished_at(head)
+            if at is not None:
+                self.clocks.load_marker(partition, room, at)
+                continue
+            try:
+                state = _decode_head(head)
+            except Exception:  # noqa: BLE001 - not a head of ours: leave it alone
+                continue
+            self.store.partition_of[room] = partition
+            self.clocks.load_head(partition, state)
 
     async def process_batch(self, messages: list) -> list:
         """One fetched batch of ``liveroom.events``: process, persist, publish,
@@ -202,67 +307,53 @@ class RoomsRuntime:
             received = messages
             # A partition new to us starts where the group committed: a fetcher that
             # resumed past that point (seen in Faust after a rebalance) leaves a hole.
-            fresh = {m.tp for m in messages if m.tp not in self.offsets}
+            fresh = {m.tp for m in messages if m.tp not in self.loaded}
+            for tp in sorted(fresh):
+                self._load(tp)
             committed = self.app.consumer._committed_offset  # Faust's, set by its seek to committed
-            gaps = offset_gaps(self.offsets, messages, {tp: committed.get(tp) for tp in fresh})
+            unseen = {m.tp for m in messages if m.tp not in self.offsets}
+            gaps = offset_gaps(self.offsets, messages, {tp: committed.get(tp) for tp in unseen})
             if gaps:
                 messages = await self._fill(messages, gaps)
-            by_key: dict[bytes | None, list] = {}
-            for msg in messages:
-                by_key.setdefault(msg.key, []).append(msg)
-                previous = self.offsets.get(msg.tp)
-                if previous is None:
-                    log.info("rooms agent: processing partition %s[%d]", msg.tp.topic, msg.tp.partition)
-                if previous is None or msg.offset > previous:
-                    self.offsets[msg.tp] = msg.offset
             now = time.monotonic()
-            touched: dict[str, TP] = {}
+            touched: dict[str, int] = {}
             procs = core.processors
-            for key, msgs in by_key.items():
+            partition_of = self.store.partition_of
+            after_message = self.clocks.after_message
+            feed = core.feed_many
+            offsets = self.offsets
+            for msg in messages:  # one at a time, in each partition's order: see the module docstring
+                tp, offset, key = msg.tp, msg.offset, msg.key
+                previous = offsets.get(tp)
+                if previous is not None and offset <= previous:
+                    continue  # re-delivered after a rebalance and processed already
+                offsets[tp] = offset
+                partition = tp.partition
                 room = key.decode("utf-8", "replace") if key else ""
-                tp = msgs[-1].tp
+                fresh_room = room not in procs
+                if fresh_room:
+                    partition_of[room] = partition  # a restore writes its repairs there
+                feed((msg.value or b"",), [f"{partition}@{offset}"], expect_room=room)
+                if room in procs:
+                    touched[room] = partition
+                elif fresh_room and room not in self.clocks.partition_of:
+                    partition_of.pop(room, None)  # no room came of it (dead letters only)
+                after_message(partition, room)
                 self.last_input[tp] = now
-                if room and room not in procs:
-                    self.store.partition_of[room] = tp.partition
-                core.feed_many([m.value or b"" for m in msgs], [f"{m.partition}@{m.offset}" for m in msgs],
-                               expect_room=room)
-                proc = procs.get(room)
-                if proc is not None:
-                    touched[room] = tp
-                    if proc.state.max_ts > self.event_time.get(tp, 0.0):
-                        self.event_time[tp] = proc.state.max_ts
-            for room, tp in touched.items():
-                if procs[room].state.buckets:
-                    self.waiting.setdefault(tp, set()).add(room)
-            closed: set[str] = set()
-            for tp in set(touched.values()):
-                self._close_quiet_rooms(tp, closed)
+            changed = self.clocks.changed
+            for room in changed:
+                if room in procs:
+                    touched.setdefault(room, partition_of[room])
+            changed.clear()
             self.store.write_repairs()
-            for room in closed:
-                touched.setdefault(room, TP(EVENTS, self.store.partition_of[room]))
-            for room, tp in touched.items():
-                self.store.persist(procs[room], tp.partition)
+            for room, partition in touched.items():
+                if room in procs:
+                    self.store.persist(procs[room], partition)
+            for tp in {m.tp for m in messages}:
+                self.store.mark_offset(tp.partition, offsets[tp])
             await self._publish()  # durable before the messages are acked
         self.stats.record_batch(time.perf_counter() - started)
         return received
-
-    def _close_quiet_rooms(self, tp, closed: set) -> None:
-        """Close the ticks the partition's event time has passed by ``quiet_s``;
-        adds the rooms that closed any to ``closed``."""
-        waiting = self.waiting.get(tp)
-        if not waiting:
-            return
-        until = self.event_time.get(tp, 0.0) - self.config.quiet_s
-        procs = self.core.processors
-        for room in list(waiting):
-            proc = procs.get(room)
-            if proc is None:
-                waiting.discard(room)
-                continue
-            if proc.close_through(until):
-                closed.add(room)
-            if not proc.state.buckets:
-                waiting.discard(room)
 
     async def _fill(self, messages: list, gaps: list[tuple]) -> list:
         """Read the skipped offsets from the broker and put them in their place.
@@ -299,10 +390,13 @@ class RoomsRuntime:
         are: re-delivered events are ones we processed."""
         for tp in [tp for tp in self.offsets if tp not in assigned]:
             del self.offsets[tp]
-        for d in (self.event_time, self.waiting, self.last_input):
-            for tp in [tp for tp in d if tp not in assigned]:
-                del d[tp]
+        for tp in [tp for tp in self.last_input if tp not in assigned]:
+            del self.last_input[tp]
+        self.loaded &= set(assigned)
         kept = {tp.partition for tp in assigned if tp.topic == EVENTS}
+        for partition in [p for p in self.clocks.clock if p not in kept] + \
+                [p for p in self.clocks.members if p not in kept]:
+            self.clocks.forget_partition(partition)
         procs = self.core.processors
         for room in [r for r in procs if self.store.partition_of.get(r) not in kept]:
             del procs[room]
@@ -314,9 +408,12 @@ class RoomsRuntime:
         """Flush the rooms of partitions idle for ``silence_s`` (wall clock) with
         nothing waiting in them: the end of a session, a lone room's partition.
         Events that come later reopen the flushed ticks (nothing is lost)."""
+        if not getattr(self.app, "in_recovery", False) and self.app.tables.recovery.completed.is_set():
+            async with self.lock:
+                self.load_assigned()
         now = time.monotonic()
-        idle = [tp for tp, rooms in self.waiting.items()
-                if rooms and now - self.last_input.get(tp, now) >= self.config.silence_s]
+        idle = [tp for tp, last in self.last_input.items()
+                if now - last >= self.config.silence_s and self.clocks.waiting(tp.partition)]
         if not idle:
             return
         try:  # a partition is only idle if nothing of it waits on the broker
@@ -334,12 +431,9 @@ class RoomsRuntime:
                     continue  # moved away, or events still wait: behind, not idle
                 if time.monotonic() - self.last_input.get(tp, 0.0) < self.config.silence_s:
                     continue  # events arrived meanwhile
-                for room in self.waiting.pop(tp, set()):
-                    proc = procs.get(room)
-                    if proc is not None:
-                        proc.flush()
-                        self.store.persist(proc, tp.partition)
-                        flushed += 1
+                for room in self.clocks.flush_partition(tp.partition):
+                    self.store.persist(procs[room], tp.partition)
+                    flushed += 1
             await self._publish()
             if flushed:
                 log.info("flushed %d room(s) of idle partitions", flushed)
@@ -364,11 +458,15 @@ class RoomsRuntime:
         for d in dead:
             outputs.append(await send(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d), None, None,
                                       None))
+        finished, self.finished_now = self.finished_now, []
+        for room in finished:  # after its last snapshots: the room is finished (the bidding agent lets it go)
+            outputs.append(await send(ROOM_METRICS, room.encode(), None, None, None, None))
         await self._written(outputs, "an output record")
         outbox, self.store.outbox = self.store.outbox, []
         state = [await send(topic, key, value, partition, None, None) for topic, partition, key, value in outbox]
         await self._written(state, "a state record")
         self.stats.record_outputs(metrics, moments)
+        self.stats.forget_finished(finished)
 
     async def _written(self, sent: list, what: str) -> None:
         """Flush, and stop the worker if any of ``sent`` was not written."""

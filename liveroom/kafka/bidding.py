@@ -6,6 +6,12 @@ co-partitioned with the metrics, so a worker holds the campaigns and bidding
 state of exactly the rooms it bids for. A room without a campaign gets a zero
 budget: no campaign, no spend.
 
+A tombstone on the metrics topic (a null value keyed by room) says the rooms
+runtime finished the room (``streams/partitions.py``): its bidding state and its
+campaign are deleted (tombstones in both tables). A campaign is for one
+broadcast; should the id come back as a new room, it bids nothing until a new
+campaign is published, so a budget is never spent twice.
+
 No message can crash either agent: a campaign or a snapshot that does not decode
 (any failure, not only msgspec's) or whose key is not its room goes to
 ``liveroom.dead-letters`` with its bytes and the reason, and the batch goes on.
@@ -78,8 +84,13 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
             live = LiveBidding(campaign_for, strategy=strategy, tick_s=tick_s)
             partitions: dict[str, int] = {}
             snapshots = []
+            finished: dict[str, int] = {}
             for event in batch:
                 msg = event.message
+                if msg.value is None and msg.key is not None:
+                    # the room is finished: after its last snapshots, in its partition's order
+                    finished[msg.key.decode("utf-8", "replace")] = msg.partition
+                    continue
                 try:
                     m = _metrics.decode(msg.value or b"")
                 except Exception as exc:  # noqa: BLE001 - our own topic, but anyone with access can write it
@@ -99,9 +110,16 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
             # snapshots again and count its own caps in place of the ones the ad server had.)
             written = []
             for room_id, room_state in live.rooms.items():
+                if room_id in finished:
+                    continue
                 key, value = room_id.encode(), encode_bidding(room_state)
                 state.data[key] = value
                 written.append(state.send_changelog(partitions[room_id], key, value))
+            for room_id, partition in finished.items():  # deleted: a new broadcast needs a new campaign
+                key = room_id.encode()
+                for table in (state, campaigns):
+                    if table.data.pop(key, None) is not None:
+                        written.append(table.send_changelog(partition, key, None))
             if written:
                 await app.producer.flush()
                 for future in written:
@@ -113,3 +131,5 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
                     if d.room_id not in currency:
                         currency[d.room_id] = campaign_for(d.room_id).currency
                     stats.record_decision(d, currency[d.room_id])
+            if stats is not None and finished:
+                stats.forget_finished(finished)

@@ -3,8 +3,8 @@
 ``produce_session`` replays a session's events onto ``liveroom.events`` keyed by
 room, in file order (so each room's order is the recorded one), optionally paced
 at ``speed`` times real time. Consecutive events of a room travel as envelopes
-(one message holding a JSON array of up to ``envelope_events`` of them; 1 sends
-one event per message): a consumer's cost is mostly per message, not per byte. ``record_room`` captures one room's events back
+(``sessions/envelopes.py``: the same messages in the same order at any pacing,
+the ones the embedded replay feeds its core). ``record_room`` captures one room's events back
 into a session folder that ``liveroom replay`` accepts.
 """
 
@@ -21,64 +21,8 @@ from streams.core import dead_letter
 from streams.events import BlankLines, LongInput, decode_or_none
 from liveroom.kafka.topics import CAMPAIGNS, DEAD_LETTERS, EVENTS, KafkaConfig
 from streams.models import Campaign
+from sessions.envelopes import Envelopes, routing
 from sessions.folder import SESSION_FILE, LineReader, ReadLimits, Session, SessionFiles, SessionInfo
-
-
-class _Routing(msgspec.Struct):
-    """The two fields a producer needs: the key, and event time for pacing."""
-
-    room_id: str
-    ts: float = 0.0
-
-
-_routing = msgspec.json.Decoder(_Routing).decode
-
-
-def routing(raw: bytes) -> tuple[bytes | None, float | None]:
-    """``(key, ts)`` of a raw event; ``(None, None)`` when it has none (it is
-    produced anyway, unkeyed, and the workers dead-letter it)."""
-    r = decode_or_none(_routing, raw)
-    if r is None:
-        return None, None
-    return r.room_id.encode(), r.ts
-
-
-ENVELOPE_MAX_BYTES = 512 * 1024  # an envelope is sent once this full, below Kafka's 1 MB default message size
-ENVELOPE_LINGER_S = 0.05  # paced: an event waits at most this long for others of its room
-
-
-class Envelopes:
-    """Consecutive events per room key, sent as one message per ``size`` events."""
-
-    def __init__(self, send, size: int) -> None:
-        self.send = send
-        self.size = size
-        self.pending: dict[bytes, list[bytes]] = {}
-        self.bytes: dict[bytes, int] = {}
-        self.messages = 0
-
-    def add(self, key: bytes | None, raw: bytes) -> None:
-        if key is None or self.size <= 1 or raw[:1] == b"[":
-            self._send(key, raw)  # unkeyed, single-event mode, or already an envelope: as it is
-            return
-        batch = self.pending.setdefault(key, [])
-        batch.append(raw)
-        self.bytes[key] = self.bytes.get(key, 0) + len(raw) + 1
-        if len(batch) >= self.size or self.bytes[key] >= ENVELOPE_MAX_BYTES:
-            self._flush(key)
-
-    def flush(self) -> None:
-        for key in list(self.pending):
-            self._flush(key)
-
-    def _flush(self, key: bytes) -> None:
-        batch = self.pending.pop(key)
-        self.bytes.pop(key, None)
-        self._send(key, batch[0] if len(batch) == 1 else b"[" + b",".join(batch) + b"]")
-
-    def _send(self, key: bytes | None, value: bytes) -> None:
-        self.messages += 1
-        self.send(key, value)
 
 
 def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0, topic: str = EVENTS,
@@ -98,11 +42,11 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
         producer.send(CAMPAIGNS, key=campaign.room_id.encode(), value=msgspec.json.encode(campaign))
         producer.flush()
     reader = LineReader(session.events_path, limits)
-    envelopes = Envelopes(lambda key, value: producer.send(topic, key=key, value=value),
+    envelopes = Envelopes(lambda key, value, _: producer.send(topic, key=key, value=value),
                           config.envelope_events if envelope_events is None else envelope_events)
     sent = unkeyed = oversized = blank = 0
     first_ts: float | None = None
-    started = flushed_at = time.monotonic()
+    started = time.monotonic()
     bar = tqdm(total=reader.size, unit="B", unit_scale=True, disable=not progress, leave=False)
     try:
         for lines in reader.chunks():
@@ -122,13 +66,13 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
                         first_ts = ts
                     wait = (ts - first_ts) / speed - (time.monotonic() - started)
                     while wait > 0:
-                        if time.monotonic() - flushed_at >= ENVELOPE_LINGER_S:
-                            envelopes.flush()  # paced: what waited long enough goes out
-                            flushed_at = time.monotonic()
-                        time.sleep(min(wait, ENVELOPE_LINGER_S))
+                        # paced: the session's clock moves while we wait (what lingered long enough goes
+                        # out, in the order it would at any pace: event time, never the wall clock)
+                        envelopes.advance(min(ts, first_ts + (time.monotonic() - started) * speed))
+                        time.sleep(min(wait, 0.05))
                         wait = (ts - first_ts) / speed - (time.monotonic() - started)
                 unkeyed += key is None
-                envelopes.add(key, raw)
+                envelopes.add(key, raw, ts)
                 sent += 1
             bar.update(reader.position - bar.n)
         envelopes.flush()

@@ -172,6 +172,13 @@ class WorkerStats:
             for room in [r for r in d if r not in keep]:
                 del d[room]
 
+    def forget_finished(self, rooms) -> None:
+        """Finished rooms leave the pages (their state has left the worker)."""
+        for room in rooms:
+            for d in (self.latest, self.moments, self.decisions, self.head_bytes, self.history, self.seen_wall,
+                      self.currency):
+                d.pop(room, None)
+
     def state_bytes(self, online_viewers: int) -> dict[str, int]:
         return {"room-state": sum(self.head_bytes.values()), "room-parts": self.parts.total(online_viewers)}
 

@@ -43,7 +43,6 @@ class KafkaConfig:
     batch_max: int = 2000
     batch_within_s: float = 0.25
     silence_s: float = 30.0  # a partition with no new events for this long (wall clock) and no backlog: flushed
-    quiet_s: float = 30.0  # a room's ticks close once its partition's event time is this far past them
     envelope_events: int = 100  # events per message when replaying a session onto Kafka (1: one per message)
     session_timeout_s: float = 30.0
     web_port: int = 6066  # the worker's pages: /healthz, /metrics, /rooms, /dashboard (0: no web server)

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import msgspec
 
+from liveroom.kafka.topics import ROOM_METRICS
+from streams.models import RoomMetrics
+
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "scripts" / "kafka.sh"
 
@@ -127,9 +130,9 @@ def read_topic(bootstrap: str, topic: str, *, idle_s: float = 4.0, max_s: float 
 
 
 def decode_all(records, type_, *, skip: bytes | None = None):
-    """Decode every record's value; ``skip`` is a value a test wrote there on purpose."""
+    """Decode every record's value (tombstones left out); ``skip`` is a value a test wrote there on purpose."""
     dec = msgspec.json.Decoder(type_)
-    return [dec.decode(v) for _, v in records if skip is None or v != skip]
+    return [dec.decode(v) for _, v in records if v is not None and (skip is None or v != skip)]
 
 
 def latest_per_room(metrics) -> dict:
@@ -177,3 +180,33 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
         return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
     finally:
         admin.close()
+
+
+def wait_for_metrics(bootstrap: str, want: int | list[RoomMetrics], timeout_s: float = 120.0,
+                     skip: bytes | None = None, workers: tuple = ()) -> list[RoomMetrics]:
+    """Read the metrics topic until every wanted (room, tick) has shown up. Given
+    the wanted snapshots (not only their count), a timeout names the missing ones
+    per room, with the tail of each worker's log: a CI failure says what was lost."""
+    got: list[RoomMetrics] = []
+    count = want if isinstance(want, int) else len({(m.room_id, m.ts) for m in want})
+
+    def enough() -> bool:
+        got[:] = decode_all(read_topic(bootstrap, ROOM_METRICS, idle_s=2.0), RoomMetrics, skip=skip)
+        return len({(m.room_id, m.ts) for m in got}) >= count
+
+    try:
+        wait_for(enough, timeout_s, f"{count} room snapshots", interval_s=2.0)
+    except AssertionError as e:
+        lines = [str(e), f"got {len({(m.room_id, m.ts) for m in got})} distinct of {count}"]
+        if not isinstance(want, int):
+            seen = {(m.room_id, m.ts) for m in got}
+            missing: dict[str, list[float]] = defaultdict(list)
+            for m in want:
+                if (m.room_id, m.ts) not in seen:
+                    missing[m.room_id].append(m.ts)
+            for room, ticks in sorted(missing.items()):
+                lines.append(f"{room}: {len(ticks)} missing, ticks {min(ticks)}..{max(ticks)}")
+        for w in workers:
+            lines.append(f"--- {w.log_path.name} (last 4000 chars) ---\n{w.log()[-4000:]}")
+        raise AssertionError("\n".join(lines)) from None
+    return got

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 
 import msgspec
 import pytest
@@ -20,7 +19,7 @@ from streams.models import DeadLetter, Moment, RoomMetrics
 from liveroom.embedded.replay import read_jsonl, replay_session
 from sessions.folder import open_session
 
-from .harness import Worker, by_room_and_tick, decode_all, latest_per_room, read_topic, wait_for
+from .harness import Worker, by_room_and_tick, decode_all, latest_per_room, read_topic, wait_for, wait_for_metrics
 
 pytestmark = pytest.mark.kafka
 
@@ -36,36 +35,6 @@ def embedded_decisions(session, tmp_path) -> bytes:
     out = tmp_path / "embedded-cli"
     run_embedded(session, out, Settings(), report=False)
     return (out / "bid-decisions.jsonl").read_bytes()
-
-
-def wait_for_metrics(bootstrap: str, want: int | list[RoomMetrics], timeout_s: float = 120.0,
-                     skip: bytes | None = None, workers: tuple = ()) -> list[RoomMetrics]:
-    """Read the metrics topic until every wanted (room, tick) has shown up. Given
-    the wanted snapshots (not only their count), a timeout names the missing ones
-    per room, with the tail of each worker's log: a CI failure says what was lost."""
-    got: list[RoomMetrics] = []
-    count = want if isinstance(want, int) else len({(m.room_id, m.ts) for m in want})
-
-    def enough() -> bool:
-        got[:] = decode_all(read_topic(bootstrap, ROOM_METRICS, idle_s=2.0), RoomMetrics, skip=skip)
-        return len({(m.room_id, m.ts) for m in got}) >= count
-
-    try:
-        wait_for(enough, timeout_s, f"{count} room snapshots", interval_s=2.0)
-    except AssertionError as e:
-        lines = [str(e), f"got {len({(m.room_id, m.ts) for m in got})} distinct of {count}"]
-        if not isinstance(want, int):
-            seen = {(m.room_id, m.ts) for m in got}
-            missing: dict[str, list[float]] = defaultdict(list)
-            for m in want:
-                if (m.room_id, m.ts) not in seen:
-                    missing[m.room_id].append(m.ts)
-            for room, ticks in sorted(missing.items()):
-                lines.append(f"{room}: {len(ticks)} missing, ticks {min(ticks)}..{max(ticks)}")
-        for w in workers:
-            lines.append(f"--- {w.log_path.name} (last 4000 chars) ---\n{w.log()[-4000:]}")
-        raise AssertionError("\n".join(lines)) from None
-    return got
 
 
 def test_kafka_replay_matches_embedded(broker, sample_session, tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from streams.config import CoreConfig
 from streams.core import StreamCore
-from liveroom.kafka.io import Envelopes, unpack
+from liveroom.kafka.io import unpack
+from sessions.envelopes import Envelopes
 
 from .helpers import T0, ev
 
@@ -34,7 +35,7 @@ def test_an_envelope_of_another_room_is_refused_event_by_event():
 
 def test_producer_envelopes_keep_each_rooms_order_and_split_by_size():
     sent = []
-    env = Envelopes(lambda key, value: sent.append((key, value)), size=3)
+    env = Envelopes(lambda key, value, _: sent.append((key, value)), size=3)
     events = [(b"a" if i % 3 else b"b", ev(i, T0 + i, "like", room="a" if i % 3 else "b", user_id="u", count=1))
               for i in range(10)]
     for key, raw in events:

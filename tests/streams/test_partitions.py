@@ -1,0 +1,209 @@
+"""Partition clocks and room lifecycle: outputs that do not depend on where a
+fetch was cut or when a worker restarted, and rooms that are let go.
+
+The Kafka runtime's own batch code is driven in-process here
+(``tests/rooms_runtime_driver.py``), so many fetch splits and restarts can be
+tried; the same properties are checked once on the real broker in
+``tests/kafka/test_lifecycle_kafka.py``."""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+from hypothesis import given, settings, strategies as st
+from kafka.partitioner.default import murmur2 as kafka_murmur2
+
+from liveroom.embedded.replay import read_jsonl, replay_session
+from liveroom.kafka.app import offset_key
+from sessions.envelopes import Envelopes
+from sessions.folder import open_session
+from sessions.synth import churn_session
+from streams.config import CoreConfig
+from streams.models import Moment, RoomMetrics
+from streams.partitions import murmur2, partition_for
+from streams.room_parts import finished_at, room_of
+
+from liveroom.kafka.topics import EVENTS
+
+from ..rooms_runtime_driver import TP, Driven, Message, session_messages
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40) | st.text(max_size=20).map(lambda s: s.encode()))
+def test_murmur2_is_kafkas(key):
+    want = kafka_murmur2(key)
+    assert murmur2(key) & 0xFFFFFFFF == want & 0xFFFFFFFF
+    assert partition_for(key, 7) == (want & 0x7FFFFFFF) % 7
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c", None]), st.floats(0, 30)), max_size=60),
+       st.randoms(use_true_random=False))
+def test_envelopes_are_the_same_at_any_pace(events, rnd):
+    """A paced producer moves the clock while it waits; the messages it sends,
+    and their order, are those of an unpaced one."""
+    events = sorted(events, key=lambda e: e[1])
+
+    def run(paced: bool) -> list:
+        sent: list = []
+        env = Envelopes(lambda key, value, _: sent.append((key, value)), 4, linger_s=1.0)
+        previous = 0.0
+        for i, (key, ts) in enumerate(events):
+            if paced:
+                for _ in range(rnd.randint(0, 3)):
+                    env.advance(rnd.uniform(previous, ts))
+            env.add(key, f'{{"n":{i}}}'.encode(), ts)
+            previous = ts
+        env.flush()
+        return sent
+
+    assert run(True) == run(False)
+
+
+@pytest.fixture(scope="module")
+def quiet_session(tmp_path_factory):
+    from sessions.synth import synth_session
+
+    folder = synth_session(tmp_path_factory.mktemp("quiet"), rooms=24, minutes=6, seed=7, shape="quiet")
+    return open_session(folder)
+
+
+@pytest.fixture(scope="module")
+def embedded_outputs(quiet_session, tmp_path_factory):
+    out = tmp_path_factory.mktemp("embedded")
+    summary = replay_session(quiet_session, out, CoreConfig()).summary
+    return read_jsonl(out / "room-metrics.jsonl", RoomMetrics), read_jsonl(out / "moments.jsonl", Moment), summary
+
+
+def _by_key(metrics) -> dict:
+    return {(m.room_id, m.ts): m for m in metrics}
+
+
+def _moments(moments) -> list:
+    return sorted(moments, key=lambda m: (m.room_id, m.start))
+
+
+@pytest.mark.parametrize("split", ["whole", "ones", "sevens", "random"])
+def test_outputs_do_not_depend_on_fetch_boundaries(quiet_session, embedded_outputs, split):
+    """The quiet rooms whose ticks the partition clock closes: snapshots key by
+    key and moments equal the embedded replay's, whatever the fetched batches."""
+    want_metrics, want_moments, _ = embedded_outputs
+    messages = session_messages(quiet_session.events_path, partitions=4, envelope_events=100)
+    driven = Driven(CoreConfig(), 4)
+    rnd = random.Random(split)
+    i = 0
+    while i < len(messages):
+        n = {"whole": len(messages), "ones": 1, "sevens": 7, "random": rnd.randint(1, 60)}[split]
+        driven.feed(messages[i:i + n])
+        i += n
+    driven.flush_idle()
+    got = driven.metrics()
+    assert len(got) == len(want_metrics)  # no snapshot twice
+    assert _by_key(got) == _by_key(want_metrics)
+    assert _moments(driven.moments()) == _moments(want_moments)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_restart_anywhere_gives_the_uninterrupted_outputs(quiet_session, embedded_outputs, seed):
+    """A worker killed after any batch; its successor restores from the changelogs
+    and is handed again what was not committed (several batches): each snapshot's
+    last value is the embedded replay's, and nothing re-delivered is counted twice."""
+    want_metrics, want_moments, summary = embedded_outputs
+    messages = session_messages(quiet_session.events_path, partitions=4, envelope_events=100)
+    rnd = random.Random(seed)
+    bounds = [0]
+    while bounds[-1] < len(messages):
+        bounds.append(min(len(messages), bounds[-1] + rnd.randint(1, 120)))
+    crash = rnd.randrange(1, len(bounds) - 1)
+    driven = Driven(CoreConfig(), 4)
+    for j in range(len(bounds) - 1):
+        driven.feed(messages[bounds[j]:bounds[j + 1]])
+        if j == crash:
+            driven.restart()
+            driven.feed(messages[bounds[max(0, j - 4)]:bounds[j + 1]])  # committed 4 batches behind
+    driven.flush_idle()
+    assert _by_key(driven.metrics()) == _by_key(want_metrics)
+    assert _moments({(m.room_id, m.start): m for m in driven.moments()}.values()) == _moments(want_moments)
+    # the successor skipped what its state already held: counted once, as embedded
+    assert sum(core.processed for core in driven.cores) == summary["processed"]
+    assert sum(core.duplicates for core in driven.cores) == summary["duplicates"]
+    assert sum(core.dead for core in driven.cores) == summary["dead_letters"]
+
+
+def test_finished_rooms_are_let_go_and_their_keys_deleted(tmp_path):
+    """A churn of 400 short rooms, about 20 live at once: the rooms held at the
+    end are the ones still live or within grace + quiet of their end; every
+    finished room's parts are tombstoned and its head is a marker; a restart
+    restores only live rooms; and the embedded replay gives the same snapshots."""
+    config = CoreConfig()
+    folder = churn_session(tmp_path / "churn", rooms=400, live=20, room_s=60.0, seed=3)
+    session = open_session(folder)
+    replay_session(session, tmp_path / "embedded", config)
+    want = read_jsonl(tmp_path / "embedded" / "room-metrics.jsonl", RoomMetrics)
+    messages = session_messages(session.events_path, partitions=4, envelope_events=100)
+    driven = Driven(config, 4)
+    for i in range(0, len(messages), 37):
+        driven.feed(messages[i:i + 37])
+    runtime = driven.runtime
+    held = set(runtime.core.processors)
+    clock = max(runtime.clocks.clock.values())
+    for room in held:  # live, or ended less than grace + quiet ago by its partition's clock
+        state, partition = runtime.core.processors[room].state, runtime.clocks.partition_of[room]
+        assert state.live or state.ended_at >= runtime.clocks.clock[partition] - config.grace_s - config.quiet_s
+    assert len(held) <= 20 + (config.grace_s + config.quiet_s) / 3.0 + 4  # live + within grace: a room every 3 s
+    finished = set(driven.finished())
+    assert len(finished) >= 300 and not finished & held
+    # the tables: no part of a finished room; its head is a marker
+    live_parts = {}
+    for topic, key, value, _ in driven.changelog:
+        if topic.endswith("room-parts-changelog"):
+            live_parts[key] = value
+    leftover = {room_of(k)[1] for k, v in live_parts.items() if v is not None}
+    assert not leftover & finished
+    heads = {k: v for topic, k, v, _ in driven.changelog if topic.endswith("room-state-changelog")}
+    for room in finished:
+        assert finished_at(heads[room.encode()]) is not None
+    assert sum(1 for k in heads if k.startswith(offset_key(0)[:-1])) == 4  # one processed offset per partition
+    # a restart restores live rooms only, and a finished room's straggler is refused, not a new room
+    driven.restart()
+    room = sorted(finished)[-1]
+    straggler = msgspec.json.encode({"event_id": "late-1", "room_id": room, "ts": clock - 100, "type": "like",
+                                     "user_id": "u0", "count": 1})
+    p = partition_for(room.encode(), 4)
+    last = max(m.offset for m in messages if m.partition == p)
+    driven.feed([Message(TP(EVENTS, p), room.encode(), straggler, p, last + 1)])
+    assert [d.reason for d in driven.dead_letters()][-1:] == ["room_finished"]
+    assert set(driven.runtime.core.processors) <= held
+    # and the snapshots are the embedded replay's
+    driven.flush_idle()
+    assert _by_key(driven.metrics()) == _by_key(want)
+
+
+def test_a_finished_rooms_id_starts_a_new_room_after_its_retention():
+    from streams.core import StreamCore
+    from streams.partitions import PartitionClocks
+
+    config = CoreConfig(finished_retention_s=100.0)
+    core = StreamCore(config)
+    clocks = PartitionClocks(core, config)
+
+    def feed(room: str, eid: str, ts: float, kind: str = "like") -> None:
+        body = {"event_id": eid, "room_id": room, "ts": ts, "type": kind}
+        if kind == "like":
+            body.update(user_id="u", count=1)
+        core.feed_many([msgspec.json.encode(body)], 1)
+        clocks.after_message(0, room)
+
+    feed("a", "a1", 1000.0, "room_start")
+    feed("a", "a2", 1001.0, "room_end")
+    feed("b", "b1", 1001.0, "room_start")
+    feed("b", "b2", 1060.0)  # b's events move the partition's clock: a is finished
+    assert "a" not in core.processors and "a" in core.finished
+    feed("a", "a3", 1002.0)
+    assert core.rejected["room_finished"] == 1
+    feed("b", "b3", 1200.0)  # past a's retention: the id is free
+    assert "a" not in core.finished
+    feed("a", "a4", 1201.0, "room_start")
+    assert "a" in core.processors and core.processors["a"].state.started_at is None  # a new room (start not applied yet)
