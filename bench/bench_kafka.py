@@ -15,6 +15,12 @@ per worker single-event, >= 100k with envelopes). Asserts nothing.
 
     python bench/bench_kafka.py [--rooms 20 --minutes 40] [--formats single,envelope]
 
+``--formats rooms`` runs envelopes from 20, 2,000 and 10,000 concurrent rooms
+(each printed over the same run's 20-room figure, the limit); ``many-single``
+single-event messages from 10,000 small rooms; ``churn`` 20,000 one-minute rooms
+about 300 live at once (the worker's rooms held and RSS after the first 1,000
+rooms and at the end).
+
 Offsets are committed every few seconds, so the input must take the worker well
 over that (the span is printed).
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import re
@@ -30,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,15 +118,28 @@ def committed(bootstrap: str, group: str) -> int:
         admin.close()
 
 
-def run_format(args, envelope_events: int, tmp: Path) -> dict:
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_format(args, envelope_events: int, tmp: Path, *, rooms: int | None = None, minutes: float | None = None,
+               session_folder: Path | None = None, sample=None) -> dict:
     """One message format on a fresh broker: produce, then raw, (no-op Faust), worker."""
     out: dict = {}
+    rooms = args.rooms if rooms is None else rooms
     with fresh_broker(tmp / "broker") as bootstrap:
         config = KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions)
         create_topics(config)
-        # envelopes go through so fast that the input is made longer, to span several offset commits
-        minutes = args.minutes * (args.envelope_scale if envelope_events > 1 else 1)
-        session = open_session(synth_session(tmp / "s", minutes=minutes, rooms=args.rooms, seed=1))
+        if session_folder is None:
+            # envelopes go through so fast that the input is made longer, to span several offset commits
+            if minutes is None:
+                minutes = args.minutes * (args.envelope_scale if envelope_events > 1 else 1)
+            session_folder = synth_session(tmp / "s", minutes=minutes, rooms=rooms, seed=1,
+                                           peak_arrivals_per_s=args.peak)
+        session = open_session(session_folder)
         produced = produce_session(session, config, envelope_events=envelope_events)
         total, messages = produced["sent"], produced["messages"]
         out.update(events=total, messages=messages)
@@ -134,11 +155,16 @@ def run_format(args, envelope_events: int, tmp: Path) -> dict:
                 done = committed(bootstrap, "bench")
                 if started is None and done > 0:
                     started, first = time.perf_counter(), done
+                if sample is not None:
+                    sample(out, worker.pid, done, messages)
                 if done >= messages:
                     break
                 if worker.poll() is not None:
                     raise SystemExit(f"worker died:\n{log.read_text()[-2000:]}")
                 time.sleep(0.2)
+            if sample is not None:
+                time.sleep(3)  # the last batch's finishes
+                sample(out, worker.pid, messages, messages)
             out["span"] = time.perf_counter() - started
             out["pipeline"] = (messages - first) / out["span"] * total / messages
     return out
@@ -157,12 +183,23 @@ def main() -> None:
     ap.add_argument("--formats", default="single,envelope")
     ap.add_argument("--skip-noop", action="store_true", help="skip the no-op Faust agent")
     ap.add_argument("--envelope-scale", type=float, default=4.0, help="input length for envelopes, x --minutes")
+    ap.add_argument("--peak", type=float, default=1.5, help="synthetic rooms' peak arrivals per second")
     args = ap.parse_args()
     goals = {"single": (1, 20_000), "envelope": (100, 100_000)}
     results = {}
-    for name in args.formats.split(","):
+    names = args.formats.split(",")
+    for name in [n for n in names if n in goals]:
         with tempfile.TemporaryDirectory() as tmp:
             results[name] = run_format(args, goals[name][0], Path(tmp))
+    if "rooms" in names:
+        many_rooms(args)
+    if "many-single" in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run_format(args, 1, Path(tmp), rooms=10_000, minutes=1.0)
+        print(f"single-event messages from 10,000 small rooms: {r['events']:,} events, worker {r['pipeline']:,.0f} "
+              f"events/s, raw {r['raw']:,.0f}; {r['pipeline'] / 20_000:.2f} of the 20k goal")
+    if "churn" in names:
+        churn(args)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"broker, worker and bench share it")
     for name, r in results.items():
@@ -177,6 +214,51 @@ def main() -> None:
         print(f"  ratio worker/raw: {r['pipeline'] / r['raw']:.2f}")
         print(f"  per worker: {r['pipeline'] / goal:.2f} of the {goal // 1000}k events/s goal "
               f"({'met' if r['pipeline'] >= goal else 'NOT met'})")
+
+
+def many_rooms(args) -> None:
+    """Envelopes from 20, 2,000 and 10,000 rooms; each over the 20-room figure."""
+    runs = {}
+    for rooms, minutes in ((20, args.minutes * args.envelope_scale), (2000, 2.0), (10_000, 0.5)):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs[rooms] = run_format(args, 100, Path(tmp), rooms=rooms, minutes=minutes)
+    base = runs[20]["pipeline"]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    for rooms, r in runs.items():
+        goal = 1.0 if rooms == 20 else 0.7 if rooms == 2000 else 0.5
+        print(f"envelopes, {rooms:,} rooms: {r['events']:,} events in {r['messages']:,} messages "
+              f"({r['events'] / r['messages']:.1f} per message), worker {r['pipeline']:,.0f} events/s "
+              f"(raw {r['raw']:,.0f}); over 20 rooms {r['pipeline'] / base:.2f} (goal {goal}); "
+              f"{r['pipeline'] / 100_000:.2f} of 100k")
+
+
+def churn(args) -> None:
+    """20,000 one-minute rooms, about 300 live: rooms held and RSS as they go."""
+    from sessions.synth import churn_session
+
+    def sample(out: dict, pid: int, done: int, messages: int) -> None:
+        try:
+            status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2).read())
+        except Exception:  # noqa: BLE001 - not up yet
+            return
+        point = (done / messages, rss_mb(pid), status["rooms"])
+        out.setdefault("points", []).append(point)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = churn_session(Path(tmp) / "churn", rooms=20_000, live=300, room_s=60.0, seed=1)
+        port = 16066
+        os.environ["LIVEROOM_KAFKA_WEB_PORT"] = str(port)
+        r = run_format(args, 100, Path(tmp), session_folder=folder, sample=sample)
+    points = r.get("points", [])
+    early = next((p for p in points if p[0] >= 1000 / 20_000), None)
+    last = points[-1] if points else None
+    print(f"churn: 20,000 rooms of 60 s, ~300 live, {r['events']:,} events, worker {r['pipeline']:,.0f} events/s")
+    if early and last:
+        print(f"  after the first 1,000 rooms: RSS {early[1]:.0f} MB, {early[2]} rooms held")
+        print(f"  at the end: RSS {last[1]:.0f} MB, {last[2]} rooms held (limit: 300 live + those within grace + "
+              f"quiet of their end, ~{300 + 40 * 300 // 60}); RSS over the early figure {last[1] / early[1]:.2f} "
+              f"(limit 1.20)")
+        print(f"  most rooms held at any point: {max(p[2] for p in points)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def fresh_broker(folder: Path):
 def worker_process(bootstrap: str, tmp: Path, *, partitions: int, app_id: str = "bench"):
     """Yields ``(process, log path)`` of one ``liveroom worker`` (group ``app_id``)."""
     env = {**os.environ, "LIVEROOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LIVEROOM_KAFKA_APP_ID": app_id,
-           "LIVEROOM_KAFKA_PARTITIONS": str(partitions), "LIVEROOM_KAFKA_DATA_DIR": str(tmp / "data")}
+           "LIVEROOM_KAFKA_PARTITIONS": str(partitions), "LIVEROOM_KAFKA_DATA_DIR": str(tmp / "data"),
+           "LIVEROOM_KAFKA_WEB_PORT": os.environ.get("LIVEROOM_KAFKA_WEB_PORT", "0")}
     log = tmp / "worker.log"
     proc = subprocess.Popen([sys.executable, "-m", "liveroom.cli", "worker", "--loglevel", "warning"], env=env,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT)

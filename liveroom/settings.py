@@ -121,10 +121,16 @@ class Settings(BaseSettings):
     kafka_data_dir: str = Field("./.liveroom-data", description="Faust's data folder")
     kafka_batch_max: int = _in(2000, 1, 1_000_000, "messages per fetched batch")
     kafka_batch_within_s: float = _in(0.25, 0.0, 60.0, "the bidding agent's batching window", lo_open=True)
+    kafka_persist_s: float = _in(1.0, 0.0, 60.0, "room state is written to the changelogs (and its events' "
+                                 "offsets committed) this often: each changed room once, however many batches "
+                                 "changed it (0: every batch)")
     kafka_silence_s: float = _in(30.0, 0.0, DAY, "an idle partition (wall clock, nothing waiting) has its rooms "
                                  "flushed", lo_open=True)
     kafka_envelope_events: int = _in(100, 1, 100_000, "events per message from `replay --kafka` (1: single-event "
                                      "messages)")
+    kafka_envelope_linger_s: float = _in(2.0, 0.0, 60.0, "event time an event of `replay --kafka` waits, at "
+                                         "most, for others of its room in an envelope (the embedded replay groups "
+                                         "the same way)")
     kafka_session_timeout_s: float = _in(30.0, 1.0, 3600.0, "the consumer group's session timeout")
     kafka_web_port: int = _in(6066, 0, 65535, "the worker's /healthz, /metrics, /rooms and /dashboard (0: none)")
     kafka_web_bind: str = Field("127.0.0.1", description="the pages' address (0.0.0.0 in a container)")
@@ -165,7 +171,9 @@ class Settings(BaseSettings):
             batch_max=self.kafka_batch_max,
             batch_within_s=self.kafka_batch_within_s,
             silence_s=self.kafka_silence_s,
+            persist_s=self.kafka_persist_s,
             envelope_events=self.kafka_envelope_events,
+            envelope_linger_s=self.kafka_envelope_linger_s,
             session_timeout_s=self.kafka_session_timeout_s,
             web_port=self.kafka_web_port,
             web_bind=self.kafka_web_bind,

@@ -24,7 +24,7 @@ import msgspec
 from streams.events import decode_or_none
 
 ENVELOPE_MAX_BYTES = 512 * 1024  # an envelope is sent once this full, below Kafka's 1 MB default message size
-ENVELOPE_LINGER_S = 1.0  # event time an event waits, at most, for others of its room
+ENVELOPE_LINGER_S = 2.0  # event time an event waits, at most, for others of its room
 
 
 class _Routing(msgspec.Struct):

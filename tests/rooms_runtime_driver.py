@@ -16,7 +16,7 @@ import msgspec
 
 from liveroom.kafka.app import PARTS_TABLE, STATE_TABLE, RoomsRuntime
 from liveroom.kafka.topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
-from sessions.envelopes import Envelopes, routing
+from sessions.envelopes import ENVELOPE_LINGER_S, Envelopes, routing
 from streams.config import CoreConfig
 from streams.models import DeadLetter, Moment, RoomMetrics
 from streams.partitions import partition_for
@@ -89,14 +89,15 @@ class App:
         self.producer = Producer()
 
 
-def session_messages(events_path, *, partitions: int, envelope_events: int) -> list[Message]:
+def session_messages(events_path, *, partitions: int, envelope_events: int,
+                     linger_s: float = ENVELOPE_LINGER_S) -> list[Message]:
     """The messages ``liveroom replay --kafka`` sends for an events file, with the
     partition and offset the broker would give them."""
     import gzip
 
     opener = gzip.open if str(events_path).endswith(".gz") else open
     sent: list[tuple[bytes | None, bytes]] = []
-    envelopes = Envelopes(lambda key, value, _: sent.append((key, value)), envelope_events)
+    envelopes = Envelopes(lambda key, value, _: sent.append((key, value)), envelope_events, linger_s=linger_s)
     with opener(events_path, "rb") as f:
         for line in f:
             raw = line.rstrip(b"\n")
@@ -116,9 +117,12 @@ def session_messages(events_path, *, partitions: int, envelope_events: int) -> l
 class Driven:
     """A runtime over an in-process app; :meth:`restart` rebuilds it from its changelogs."""
 
-    def __init__(self, core_config: CoreConfig, partitions: int) -> None:
+    def __init__(self, core_config: CoreConfig, partitions: int, *, persist_s: float = 0.0) -> None:
         self.core_config = core_config
         self.partitions = partitions
+        self.persist_s = persist_s  # 0: state written every batch; inf: only when :meth:`persist` is called
+        self.committed: dict[int, int] = {}  # partition -> highest offset acked (what a successor starts after)
+        self.commits: list[dict[int, int]] = [{}]  # committed, as of each persist (Faust commits acks later)
         self.changelog: list[tuple[str, bytes | None, bytes | None, int | None]] = []
         self.outputs: list[tuple[str, bytes | None, bytes | None]] = []
         self.cores: list = []  # every runtime's core, the current one last (counters across restarts)
@@ -136,14 +140,37 @@ class Driven:
                 table.data[key] = value
                 table.data._key_partition[key] = partition
         self.runtime = RoomsRuntime(self.app, self.heads, self.parts, self.core_config,
-                                    KafkaConfig(partitions=self.partitions))
+                                    KafkaConfig(partitions=self.partitions, persist_s=self.persist_s))
         self.cores.append(self.runtime.core)
 
     def restart(self) -> None:
         self._build()
 
     def feed(self, messages: list[Message]) -> None:
-        asyncio.run(self.runtime._process(messages))
+        self._acked(asyncio.run(self.runtime._process(messages)))
+        self._collect()
+
+    def persist(self) -> None:
+        """What the timer does once ``persist_s`` has passed."""
+        self._acked(asyncio.run(self.runtime._persist()))
+        self._collect()
+
+    def redeliver(self, messages: list[Message], *, commit_lag: int = 0) -> None:
+        """After :meth:`restart`: the group hands the successor everything after
+        its committed offsets (of ``messages``, the ones sent so far); with
+        ``commit_lag``, the commit is that many persists behind the acks (Faust
+        commits acked offsets every few seconds: a crash falls in between)."""
+        committed = self.commits[max(0, len(self.commits) - 1 - commit_lag)]
+        self.feed([m for m in messages if m.offset > committed.get(m.partition, -1)])
+
+    def _acked(self, acks) -> None:
+        for m in acks:
+            if m.offset > self.committed.get(m.partition, -1):
+                self.committed[m.partition] = m.offset
+        if acks:
+            self.commits.append(dict(self.committed))
+
+    def _collect(self) -> None:
         for topic, key, value, partition in self.app.producer.records:
             if topic.endswith("-changelog"):
                 self.changelog.append((topic, key, value, partition))
@@ -159,7 +186,7 @@ class Driven:
             for room in runtime.clocks.flush_partition(tp.partition):
                 runtime.store.persist(runtime.core.processors[room], tp.partition)
         asyncio.run(runtime._publish())
-        self.feed([])
+        self.persist()
 
     def metrics(self) -> list[RoomMetrics]:
         dec = msgspec.json.Decoder(RoomMetrics)

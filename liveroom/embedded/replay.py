@@ -28,7 +28,7 @@ from streams.partitions import PartitionClocks, partition_for
 from streams.models import DeadLetter, Moment, RoomMetrics
 from streams.room import N_KINDS, ORGANIC, PAID
 from streams.events import INTERACTION_KINDS
-from sessions.envelopes import Envelopes, routing
+from sessions.envelopes import ENVELOPE_LINGER_S, Envelopes, routing
 from sessions.folder import LineReader, ReadLimits, Session
 from streams.events import BlankLines
 
@@ -96,13 +96,15 @@ def replay_session(
     max_rooms: int | None = 10_000,
     partitions: int = 4,
     envelope_events: int = 100,
+    envelope_linger_s: float = ENVELOPE_LINGER_S,
     on_finish: Sequence[FinishObserver] = (),
 ) -> ReplayResult:
     """Replay ``session`` embedded; writes metrics, moments, dead letters, summary
     (last). Memory stays bounded: lines by ``limits`` (by default the event size
     limit), rooms held live by ``max_rooms`` (the rest parked, encoded), finished
     rooms let go. ``partitions`` and ``envelope_events`` are the Kafka layout the
-    outputs equal (``LIVEROOM_KAFKA_PARTITIONS``, ``LIVEROOM_KAFKA_ENVELOPE_EVENTS``)."""
+    outputs equal (``LIVEROOM_KAFKA_PARTITIONS``, ``LIVEROOM_KAFKA_ENVELOPE_EVENTS``,
+    ``LIVEROOM_KAFKA_ENVELOPE_LINGER_S``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if limits is None:
@@ -150,7 +152,7 @@ def replay_session(
         if len(core.out.metrics) >= 512:
             drain()
 
-    envelopes = Envelopes(deliver, envelope_events)
+    envelopes = Envelopes(deliver, envelope_events, linger_s=envelope_linger_s)
     bar = _progress(reader, enabled=progress)
     started = time.perf_counter()
     line = 0

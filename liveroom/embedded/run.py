@@ -76,7 +76,8 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
             session, out_dir, settings.core_config(), ts_margin_s=settings.session_ts_margin_s, progress=progress,
             observers=[lambda metrics: decisions.write(bidding.on_metrics(metrics))], limits=settings.read_limits(),
             max_rooms=settings.max_rooms_in_memory, partitions=settings.kafka_partitions,
-            envelope_events=settings.kafka_envelope_events, on_finish=[room_finished],
+            envelope_events=settings.kafka_envelope_events, envelope_linger_s=settings.kafka_envelope_linger_s,
+            on_finish=[room_finished],
         )
     finally:
         decisions.close()

@@ -239,6 +239,10 @@ class RoomsRuntime:
                                restore=lambda room: self.store.restore(room, self.core.processors))
         self.clocks = PartitionClocks(self.core, core_config, on_finish=self._finished, on_forget=self.store.forget)
         self.finished_now: list[str] = []  # rooms finished in the batch at hand (a tombstone each on the metrics)
+        self.dirty: dict[str, int] = {}  # rooms changed since the last persist -> their partition
+        self.unacked: list = []  # messages processed since the last persist (acked once their state is written)
+        self.unmarked: set = set()  # partitions processed since the last persist
+        self.persisted_at = time.monotonic()
         self.offsets: dict = {}  # highest offset processed, per topic-partition
         self.loaded: set = set()  # partitions whose stored clock and rooms are loaded
         self.last_input: dict = {}  # tp -> monotonic time of its last message (or of its loading)
@@ -255,25 +259,27 @@ class RoomsRuntime:
         """Load every assigned partition not loaded yet (call once the tables are
         recovered): one that gets no new message after a restart still has its
         rooms' open ticks flushed when it is idle."""
-        now = time.monotonic()
         for tp in sorted(self.app.consumer.assignment()):
             if tp.topic == EVENTS and tp not in self.loaded:
                 self._load(tp)
-                self.last_input.setdefault(tp, now)
 
     def _load(self, tp) -> None:
-        log.info("rooms agent: processing partition %s[%d]", tp.topic, tp.partition)
         self.loaded.add(tp)
-        self._load_partition(tp.partition)
+        self.last_input.setdefault(tp, time.monotonic())  # idle from now on, should nothing new come
+        rooms = self._load_partition(tp.partition)
         done = self.store.processed_offset(tp.partition)
         if done is not None and self.offsets.get(tp, -1) < done:
             self.offsets[tp] = done  # what a previous owner processed is skipped when it comes again
+        log.info("rooms agent: processing partition %s[%d] (%d stored room(s), events up to offset %s processed)",
+                 tp.topic, tp.partition, rooms, done)
 
-    def _load_partition(self, partition: int) -> None:
+    def _load_partition(self, partition: int) -> int:
         """A partition new to this worker: its clock, its rooms' due times and its
         finished rooms' markers, from the recovered heads (rooms themselves are
-        restored when something is due for them or an event comes)."""
+        restored when something is due for them or an event comes). Returns how
+        many rooms it found."""
         procs = self.core.processors
+        loaded = 0
         for room, head in self.store.heads_of(partition):
             if room in procs:
                 continue
@@ -287,6 +293,8 @@ class RoomsRuntime:
                 continue
             self.store.partition_of[room] = partition
             self.clocks.load_head(partition, state)
+            loaded += 1
+        return loaded
 
     async def process_batch(self, messages: list) -> list:
         """One fetched batch of ``liveroom.events``: process, persist, publish,
@@ -345,15 +353,46 @@ class RoomsRuntime:
                 if room in procs:
                     touched.setdefault(room, partition_of[room])
             changed.clear()
-            self.store.write_repairs()
-            for room, partition in touched.items():
-                if room in procs:
-                    self.store.persist(procs[room], partition)
-            for tp in {m.tp for m in messages}:
-                self.store.mark_offset(tp.partition, offsets[tp])
-            await self._publish()  # durable before the messages are acked
+            self.dirty.update(touched)
+            self.unacked.extend(received)
+            self.unmarked.update(m.tp for m in messages)
+            await self._publish()
+            acks = []
+            if time.monotonic() - self.persisted_at >= self.config.persist_s:
+                acks = await self._persist()
         self.stats.record_batch(time.perf_counter() - started)
-        return received
+        return acks
+
+    async def _persist(self) -> list:
+        """Write what changed since the last persist (each dirty room once, however
+        many batches touched it: the cost follows rooms per ``persist_s``, not
+        rooms per batch), then each partition's processed offset; returns the
+        messages that may now be acked. Their outputs went out with their batches."""
+        self.store.write_repairs()
+        procs = self.core.processors
+        for room, partition in self.dirty.items():
+            proc = procs.get(room)
+            if proc is not None:
+                self.store.persist(proc, partition)
+        self.dirty.clear()
+        for tp in sorted(self.unmarked):
+            if tp in self.offsets:
+                self.store.mark_offset(tp.partition, self.offsets[tp])
+        self.unmarked.clear()
+        await self._write_state()
+        acks, self.unacked = self.unacked, []
+        self.persisted_at = time.monotonic()
+        return acks
+
+    async def persist_due(self) -> None:
+        """The timer's part: state not written for ``persist_s`` (no batch came to
+        write it) is written, and its messages acked."""
+        if not (self.unacked or self.dirty) or time.monotonic() - self.persisted_at < self.config.persist_s:
+            return
+        async with self.lock:
+            ack = self.app.consumer.ack
+            for message in await self._persist():
+                ack(message)
 
     async def _fill(self, messages: list, gaps: list[tuple]) -> list:
         """Read the skipped offsets from the broker and put them in their place.
@@ -376,9 +415,13 @@ class RoomsRuntime:
         return sorted(messages + fetched, key=lambda m: (m.tp, m.offset))
 
     async def barrier(self) -> None:
-        """Called when partitions are revoked: wait for the batch in hand (its
-        writes are flushed before its messages are acked)."""
+        """Called when partitions are revoked: wait for the batch in hand, write
+        what is not written yet and ack its messages (a new owner skips what the
+        written state holds, should the commit not make it)."""
         async with self.lock:
+            ack = self.app.consumer.ack
+            for message in await self._persist():
+                ack(message)
             await self.app.producer.flush()
 
     def keep_only(self, assigned) -> None:
@@ -408,7 +451,9 @@ class RoomsRuntime:
         """Flush the rooms of partitions idle for ``silence_s`` (wall clock) with
         nothing waiting in them: the end of a session, a lone room's partition.
         Events that come later reopen the flushed ticks (nothing is lost)."""
-        if not getattr(self.app, "in_recovery", False) and self.app.tables.recovery.completed.is_set():
+        app = self.app  # recovered: not between an assignment and the end of its recovery
+        if not (getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False)) \
+                and app.tables.recovery.completed.is_set():
             async with self.lock:
                 self.load_assigned()
         now = time.monotonic()
@@ -432,22 +477,23 @@ class RoomsRuntime:
                 if time.monotonic() - self.last_input.get(tp, 0.0) < self.config.silence_s:
                     continue  # events arrived meanwhile
                 for room in self.clocks.flush_partition(tp.partition):
-                    self.store.persist(procs[room], tp.partition)
+                    self.dirty[room] = tp.partition
                     flushed += 1
             await self._publish()
+            ack = self.app.consumer.ack
+            for message in await self._persist():
+                ack(message)
             if flushed:
                 log.info("flushed %d room(s) of idle partitions", flushed)
 
     async def _publish(self) -> None:
-        """Send the core's outputs, flush and check them; then the queued changelog
-        records (one partition's records keep their order), flush and check them.
-        A batch whose writes failed is not acked, or its offsets would be committed
-        past events whose state or outputs are lost (the worker stops instead, and
-        its successor redoes the batch). Outputs go first: a crash or a refused
-        record between the two leaves the state as it was, so the batch is done
-        again and its outputs repeated, never lost (with the state first, a refused
-        snapshot was lost for good: the restored state took the redone events for
-        duplicates)."""
+        """Send the core's outputs (and a tombstone per room finished), flush and
+        check them. They go before the state they come from is written (see
+        :meth:`_persist`): a crash or a refused record in between leaves the state
+        as it was, so the batch is done again and its outputs repeated, never lost
+        (with the state first, a refused snapshot was lost for good: the restored
+        state took the redone events for duplicates). A batch whose writes failed
+        is not acked: the worker stops instead, and its successor redoes it."""
         send = self.app.producer.send
         metrics, moments, dead = self.core.drain()
         outputs = []
@@ -462,11 +508,16 @@ class RoomsRuntime:
         for room in finished:  # after its last snapshots: the room is finished (the bidding agent lets it go)
             outputs.append(await send(ROOM_METRICS, room.encode(), None, None, None, None))
         await self._written(outputs, "an output record")
+        self.stats.record_outputs(metrics, moments)
+        self.stats.forget_finished(finished)
+
+    async def _write_state(self) -> None:
+        """Send the queued changelog records (one partition's records keep their
+        order), flush and check them."""
+        send = self.app.producer.send
         outbox, self.store.outbox = self.store.outbox, []
         state = [await send(topic, key, value, partition, None, None) for topic, partition, key, value in outbox]
         await self._written(state, "a state record")
-        self.stats.record_outputs(metrics, moments)
-        self.stats.forget_finished(finished)
 
     async def _written(self, sent: list, what: str) -> None:
         """Flush, and stop the worker if any of ``sent`` was not written."""
@@ -670,6 +721,10 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
     @app.timer(interval=max(0.5, config.silence_s / 4))
     async def flush_idle_partitions():
         await runtime.flush_idle()
+
+    @app.timer(interval=max(0.1, config.persist_s))
+    async def persist_pending_state():
+        await runtime.persist_due()
 
     @app.timer(interval=config.progress_s)
     async def report_progress():

@@ -43,7 +43,8 @@ def produce_session(session: Session, config: KafkaConfig, *, speed: float = 0.0
         producer.flush()
     reader = LineReader(session.events_path, limits)
     envelopes = Envelopes(lambda key, value, _: producer.send(topic, key=key, value=value),
-                          config.envelope_events if envelope_events is None else envelope_events)
+                          config.envelope_events if envelope_events is None else envelope_events,
+                          linger_s=config.envelope_linger_s)
     sent = unkeyed = oversized = blank = 0
     first_ts: float | None = None
     started = time.monotonic()

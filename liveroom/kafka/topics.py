@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sessions.envelopes import ENVELOPE_LINGER_S
+
 log = logging.getLogger(__name__)
 
 EVENTS = "liveroom.events"
@@ -42,7 +44,9 @@ class KafkaConfig:
     data_dir: str = "./.liveroom-data"
     batch_max: int = 2000
     batch_within_s: float = 0.25
+    persist_s: float = 1.0  # room state is written (and its messages acked) at most this often
     silence_s: float = 30.0  # a partition with no new events for this long (wall clock) and no backlog: flushed
+    envelope_linger_s: float = ENVELOPE_LINGER_S  # event time an event waits, at most, for others of its room
     envelope_events: int = 100  # events per message when replaying a session onto Kafka (1: one per message)
     session_timeout_s: float = 30.0
     web_port: int = 6066  # the worker's pages: /healthz, /metrics, /rooms, /dashboard (0: no web server)

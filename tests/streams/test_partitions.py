@@ -107,9 +107,10 @@ def test_outputs_do_not_depend_on_fetch_boundaries(quiet_session, embedded_outpu
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_restart_anywhere_gives_the_uninterrupted_outputs(quiet_session, embedded_outputs, seed):
-    """A worker killed after any batch; its successor restores from the changelogs
-    and is handed again what was not committed (several batches): each snapshot's
-    last value is the embedded replay's, and nothing re-delivered is counted twice."""
+    """A worker killed after any batch, its state written every few batches only
+    (``persist_s``); its successor restores from the changelogs and is handed
+    again what was not committed: each snapshot's last value is the embedded
+    replay's, and nothing re-delivered is counted twice."""
     want_metrics, want_moments, summary = embedded_outputs
     messages = session_messages(quiet_session.events_path, partitions=4, envelope_events=100)
     rnd = random.Random(seed)
@@ -117,19 +118,21 @@ def test_a_restart_anywhere_gives_the_uninterrupted_outputs(quiet_session, embed
     while bounds[-1] < len(messages):
         bounds.append(min(len(messages), bounds[-1] + rnd.randint(1, 120)))
     crash = rnd.randrange(1, len(bounds) - 1)
-    driven = Driven(CoreConfig(), 4)
+    driven = Driven(CoreConfig(), 4, persist_s=float("inf"))
     for j in range(len(bounds) - 1):
         driven.feed(messages[bounds[j]:bounds[j + 1]])
+        if rnd.random() < 0.3:
+            driven.persist()
         if j == crash:
-            driven.restart()
-            driven.feed(messages[bounds[max(0, j - 4)]:bounds[j + 1]])  # committed 4 batches behind
+            driven.restart()  # what was not persisted is lost, and comes again from the committed offsets
+            driven.redeliver(messages[:bounds[j + 1]], commit_lag=2)  # and some that was, committed late
     driven.flush_idle()
     assert _by_key(driven.metrics()) == _by_key(want_metrics)
     assert _moments({(m.room_id, m.start): m for m in driven.moments()}.values()) == _moments(want_moments)
-    # the successor skipped what its state already held: counted once, as embedded
-    assert sum(core.processed for core in driven.cores) == summary["processed"]
-    assert sum(core.duplicates for core in driven.cores) == summary["duplicates"]
-    assert sum(core.dead for core in driven.cores) == summary["dead_letters"]
+    # the successor skipped what its restored state already held: no copy taken for a duplicate or refused late
+    successor = driven.cores[-1]
+    assert successor.duplicates <= summary["duplicates"]
+    assert successor.rejected["late"] <= summary["dead_letter_reasons"].get("late", 0)
 
 
 def test_finished_rooms_are_let_go_and_their_keys_deleted(tmp_path):
@@ -143,9 +146,12 @@ def test_finished_rooms_are_let_go_and_their_keys_deleted(tmp_path):
     replay_session(session, tmp_path / "embedded", config)
     want = read_jsonl(tmp_path / "embedded" / "room-metrics.jsonl", RoomMetrics)
     messages = session_messages(session.events_path, partitions=4, envelope_events=100)
-    driven = Driven(config, 4)
+    driven = Driven(config, 4, persist_s=float("inf"))
     for i in range(0, len(messages), 37):
         driven.feed(messages[i:i + 37])
+        if i % 74 == 0:
+            driven.persist()
+    driven.persist()
     runtime = driven.runtime
     held = set(runtime.core.processors)
     clock = max(runtime.clocks.clock.values())
@@ -168,6 +174,7 @@ def test_finished_rooms_are_let_go_and_their_keys_deleted(tmp_path):
     assert sum(1 for k in heads if k.startswith(offset_key(0)[:-1])) == 4  # one processed offset per partition
     # a restart restores live rooms only, and a finished room's straggler is refused, not a new room
     driven.restart()
+    driven.redeliver(messages, commit_lag=3)  # all written already: skipped, and the partitions still go idle
     room = sorted(finished)[-1]
     straggler = msgspec.json.encode({"event_id": "late-1", "room_id": room, "ts": clock - 100, "type": "like",
                                      "user_id": "u0", "count": 1})
