@@ -131,7 +131,8 @@ def run_format(args, envelope_events: int, tmp: Path, *, rooms: int | None = Non
     out: dict = {}
     rooms = args.rooms if rooms is None else rooms
     with fresh_broker(tmp / "broker") as bootstrap:
-        config = KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions)
+        config = KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions,
+                             envelope_linger_s=args.linger)
         create_topics(config)
         if session_folder is None:
             # envelopes go through so fast that the input is made longer, to span several offset commits
@@ -184,6 +185,8 @@ def main() -> None:
     ap.add_argument("--skip-noop", action="store_true", help="skip the no-op Faust agent")
     ap.add_argument("--envelope-scale", type=float, default=4.0, help="input length for envelopes, x --minutes")
     ap.add_argument("--peak", type=float, default=1.5, help="synthetic rooms' peak arrivals per second")
+    ap.add_argument("--linger", type=float, default=KafkaConfig().envelope_linger_s,
+                    help="event time an event waits for others of its room in an envelope (60: envelopes fill up)")
     args = ap.parse_args()
     goals = {"single": (1, 20_000), "envelope": (100, 100_000)}
     results = {}

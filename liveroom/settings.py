@@ -52,7 +52,7 @@ class Settings(BaseSettings):
                          "without it (a quiet room; embedded and on Kafka alike, over LIVEROOM_KAFKA_PARTITIONS)")
     idle_room_s: float = _in(3600.0, 1.0, 30 * DAY, "a room with no event for this long (its partition's event "
                              "time) is finished and let go, as one is grace + quiet after its `room_end`")
-    finished_retention_s: float = _in(3600.0, 0.0, 30 * DAY, "events for a finished room are dead letters "
+    finished_retention_s: float = _in(600.0, 0.0, 30 * DAY, "events for a finished room are dead letters "
                                       "(`room_finished`) for this long; then its id starts a new room")
     silent_snapshots: int = _in(12, 0, 100_000, "snapshots a silent gap gives before a room's snapshots pause "
                                 "until its next event")

@@ -23,7 +23,7 @@ class CoreConfig:
     silent_snapshots: int = 12  # snapshots of a silent gap before the room's snapshots pause (see room.py)
     quiet_s: float = 30.0  # a quiet room's ticks close once its partition's event time is this far past them
     idle_room_s: float = 3600.0  # a room with no event for this long (its partition's event time) is finished
-    finished_retention_s: float = 3600.0  # events for a finished room are `room_finished` dead letters this long
+    finished_retention_s: float = 600.0  # events for a finished room are `room_finished` dead letters this long
     surge: SurgeConfig = field(default_factory=SurgeConfig)
 
     def __post_init__(self) -> None:
