@@ -117,4 +117,6 @@ def test_a_churn_lets_its_rooms_go_and_a_restart_restores_only_live_ones(broker,
     parts = _latest(read_topic(broker.bootstrap, "liveroom-room-parts-changelog", idle_s=2.0))
     assert not {room_of(k)[1] for k, v in parts.items() if v is not None} & finished
     heads = _latest(read_topic(broker.bootstrap, "liveroom-room-state-changelog", idle_s=2.0))
-    assert all(finished_at(heads[room.encode()]) is not None for room in finished)
+    # a marker, or past its retention (10 min of event time) a tombstone too; the recent ones are markers
+    assert all(heads[room.encode()] is None or finished_at(heads[room.encode()]) is not None for room in finished)
+    assert sum(heads[room.encode()] is not None for room in finished) >= 100

@@ -169,8 +169,9 @@ def test_finished_rooms_are_let_go_and_their_keys_deleted(tmp_path):
     leftover = {room_of(k)[1] for k, v in live_parts.items() if v is not None}
     assert not leftover & finished
     heads = {k: v for topic, k, v, _ in driven.changelog if topic.endswith("room-state-changelog")}
-    for room in finished:
-        assert finished_at(heads[room.encode()]) is not None
+    for room in finished:  # a marker, or past its retention a tombstone too
+        assert heads[room.encode()] is None or finished_at(heads[room.encode()]) is not None
+    assert sum(heads[room.encode()] is None for room in finished) < len(finished) - 100  # recent ones: markers
     assert sum(1 for k in heads if k.startswith(offset_key(0)[:-1])) == 4  # one processed offset per partition
     # a restart restores live rooms only, and a finished room's straggler is refused, not a new room
     driven.restart()
