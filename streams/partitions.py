@@ -123,7 +123,11 @@ class PartitionClocks:
             if self.partition_of.get(room) != partition:
                 self.partition_of[room] = partition
                 self.members.setdefault(partition, set()).add(room)
-            if st.max_ts > self.clock.get(partition, -INF):
+            clock = self.clock.get(partition, -INF)
+            # One room's event far ahead (a wrong upstream clock) must not move the
+            # partition's clock by hours and finish every other room on it: the
+            # clock moves at most ``max_future_s`` at a time (the room keeps its own).
+            if clock < st.max_ts <= clock + self.config.max_future_s or clock == -INF:
                 self.clock[partition] = st.max_ts
             self._schedule(partition, room, room_due(st, st.buckets, self.config))
         heap = self.heaps.get(partition)
@@ -195,22 +199,24 @@ class PartitionClocks:
 
     # -- restore and idleness -------------------------------------------
 
-    def load_head(self, partition: int, state: RoomState) -> None:
+    def load_head(self, partition: int, state: RoomState, *, clock_known: bool = False) -> None:
         """A stored room head of ``partition`` (its open ticks in ``segments``):
-        the clock and its due time, without decoding the room's parts."""
+        its due time, without decoding the room's parts; and, unless the
+        partition's clock was stored (``clock_known``), the clock as the newest
+        head's (the fallback for state written before the clock was stored)."""
         room = state.room_id
         self.partition_of[room] = partition
         self.members.setdefault(partition, set()).add(room)
-        if state.max_ts > self.clock.get(partition, -INF):
+        if not clock_known and state.max_ts > self.clock.get(partition, -INF):
             self.clock[partition] = state.max_ts
-        if state.segments:
+        if state.segments or state.surge.active:
             self.stored_open.add(room)
         self._schedule(partition, room, room_due(state, state.segments, self.config))
 
-    def load_marker(self, partition: int, room: str, at: float) -> None:
+    def load_marker(self, partition: int, room: str, at: float, *, clock_known: bool = False) -> None:
         """A stored finished room's marker."""
         self.core.finished[room] = at
-        if at > self.clock.get(partition, -INF):
+        if not clock_known and at > self.clock.get(partition, -INF):
             self.clock[partition] = at
         heapq.heappush(self.heaps.setdefault(partition, []), (at + self.config.finished_retention_s, MARKER, room))
 
@@ -224,8 +230,8 @@ class PartitionClocks:
             if proc is None and room in self.stored_open:
                 proc = self.core.held(room)
             self.stored_open.discard(room)
-            if proc is not None and proc.state.buckets:
-                proc.flush()
+            if proc is not None and (proc.state.buckets or proc.state.surge.active):
+                proc.flush()  # an open surge ends too, as at the end of the input embedded
                 self._schedule(partition, room, room_due(proc.state, proc.state.buckets, self.config))
                 flushed.append(room)
         return flushed
@@ -233,7 +239,8 @@ class PartitionClocks:
     def waiting(self, partition: int) -> bool:
         """Whether any room of the partition holds events in open ticks."""
         procs = self.core.processors
-        return any(r in self.stored_open or ((p := procs.get(r)) is not None and p.state.buckets)
+        return any(r in self.stored_open or ((p := procs.get(r)) is not None
+                                             and (p.state.buckets or p.state.surge.active))
                    for r in self.members.get(partition, ()))
 
     def forget_partition(self, partition: int) -> None:

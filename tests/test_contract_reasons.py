@@ -34,6 +34,9 @@ def emitted_reasons(packages: tuple[str, ...] = PACKAGES) -> set[str]:
                         continue  # passes on a reason decided elsewhere (a reader's error)
                     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                         found.add(arg.value)
+                    for kw in node.keywords if fn in REASON_ARG else ():  # reason="..." by keyword
+                        if kw.arg == "reason" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+                            found.add(kw.value.value)
                 # a reader's error: self.error = ("reason", detail)
                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple) and node.value.elts and any(
                         isinstance(t, ast.Attribute) and t.attr == "error" for t in node.targets):
@@ -71,4 +74,5 @@ def test_the_worker_exports_every_reason_of_the_rooms_agent_from_zero():
     session's ts bounds and the decoder's own blank verdict (the core counts blanks)."""
     from liveroom.kafka.web import ROOM_REASONS
 
-    assert set(ROOM_REASONS) == emitted_reasons(("streams",)) - {"ts_out_of_range", "empty"}
+    assert set(ROOM_REASONS) == emitted_reasons(("streams",)) - {"ts_out_of_range", "empty"} | {"wrong_partition"}
+    assert "wrong_partition" in emitted_reasons(("liveroom",))  # the runtime's own: a message on another partition

@@ -146,7 +146,10 @@ def replay_session(
 
     def deliver(key: bytes | None, value: bytes, items: list[bytes]) -> None:
         lines_of = labels[key]
-        core.feed_many(items, [lines_of.popleft() for _ in items])
+        # unkeyed (a line that is an envelope itself): the worker finds its events under no room's key
+        core.feed_many(items, [lines_of.popleft() for _ in items], expect_room=None if key is not None else "")
+        if not lines_of:
+            del labels[key]  # one entry per room with events pending, not per room ever seen
         if key is not None:
             clocks.after_message(partition_for(key, partitions), key.decode("utf-8", "replace"))
         if len(core.out.metrics) >= 512:

@@ -58,7 +58,7 @@ from faust.types import TP
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from liveroom.kafka.topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, KafkaConfig
-from streams.partitions import PartitionClocks
+from streams.partitions import PartitionClocks, partition_for
 from streams.room import RoomProcessor, RoomState
 from streams.room_parts import assemble, finish_records, finished_at, finished_marker, presence_key, split
 from liveroom.kafka.stats import WorkerStats
@@ -186,22 +186,24 @@ class RoomStore:
         self.heads.data.pop(key, None)
         self._send(self.heads, partition, key, None)
 
-    def mark_offset(self, partition: int, offset: int) -> None:
+    def mark_offset(self, partition: int, offset: int, clock: float) -> None:
         """Written last in a batch: the partition's events up to ``offset`` are in
         the state before it. A new owner skips those when they come again, so a
         re-delivered message never meets a state that already took it (a verdict
         that depends on the state, such as ``spend_unissued``, could differ)."""
         key = offset_key(partition)
-        value = _encode_offset(offset)
+        value = _encode_offset((offset, clock))  # and the partition's clock, restored as it was
         self.heads.data[key] = value
         self._send(self.heads, partition, key, value)
 
-    def processed_offset(self, partition: int) -> int | None:
+    def processed_offset(self, partition: int) -> tuple[int | None, float | None]:
+        """The stored processed offset and partition clock (None, None: none stored)."""
         value = self.heads.data.get(offset_key(partition))
         try:
-            return int(_decode_any(value)) if value is not None else None
-        except Exception:  # noqa: BLE001 - damaged: start from the group's commit, as before
-            return None
+            offset, clock = _decode_any(value) if value is not None else (None, None)
+            return int(offset), float(clock)
+        except Exception:  # noqa: BLE001 - none, or damaged: start from the group's commit, as before
+            return None, None
 
     def heads_of(self, partition: int):
         """``(room, head bytes)`` of every recovered room head of ``partition``."""
@@ -266,14 +268,16 @@ class RoomsRuntime:
     def _load(self, tp) -> None:
         self.loaded.add(tp)
         self.last_input.setdefault(tp, time.monotonic())  # idle from now on, should nothing new come
-        rooms = self._load_partition(tp.partition)
-        done = self.store.processed_offset(tp.partition)
+        done, clock = self.store.processed_offset(tp.partition)
+        if clock is not None and clock > self.clocks.clock.get(tp.partition, float("-inf")):
+            self.clocks.clock[tp.partition] = clock
+        rooms = self._load_partition(tp.partition, clock_known=clock is not None)
         if done is not None and self.offsets.get(tp, -1) < done:
             self.offsets[tp] = done  # what a previous owner processed is skipped when it comes again
         log.info("rooms agent: processing partition %s[%d] (%d stored room(s), events up to offset %s processed)",
                  tp.topic, tp.partition, rooms, done)
 
-    def _load_partition(self, partition: int) -> int:
+    def _load_partition(self, partition: int, *, clock_known: bool = False) -> int:
         """A partition new to this worker: its clock, its rooms' due times and its
         finished rooms' markers, from the recovered heads (rooms themselves are
         restored when something is due for them or an event comes). Returns how
@@ -285,14 +289,14 @@ class RoomsRuntime:
                 continue
             at = finished_at(head)
             if at is not None:
-                self.clocks.load_marker(partition, room, at)
+                self.clocks.load_marker(partition, room, at, clock_known=clock_known)
                 continue
             try:
                 state = _decode_head(head)
             except Exception:  # noqa: BLE001 - not a head of ours: leave it alone
                 continue
             self.store.partition_of[room] = partition
-            self.clocks.load_head(partition, state)
+            self.clocks.load_head(partition, state, clock_known=clock_known)
             loaded += 1
         return loaded
 
@@ -337,8 +341,19 @@ class RoomsRuntime:
                     continue  # re-delivered after a rebalance and processed already
                 offsets[tp] = offset
                 partition = tp.partition
-                room = key.decode("utf-8", "replace") if key else ""
+                try:
+                    room = key.decode() if key else ""
+                except UnicodeDecodeError:
+                    room = "\0not-utf-8"  # never an event's room: its events are key_mismatch
                 fresh_room = room not in procs
+                home = partition_of.get(room, partition) if not fresh_room else (
+                    partition_for(key, self.config.partitions) if key else partition)
+                if home != partition:  # another partitioner, or another partition count: its state lives elsewhere
+                    core.reject_input(msg.value or b"", reason="wrong_partition",
+                                      detail=f"key {room!r} belongs on partition {home} of {self.config.partitions} "
+                                      f"(Kafka's default partitioner), not {partition}", where=f"{partition}@{offset}")
+                    self.last_input[tp] = now
+                    continue
                 if fresh_room:
                     partition_of[room] = partition  # a restore writes its repairs there
                 feed((msg.value or b"",), [f"{partition}@{offset}"], expect_room=room)
@@ -377,7 +392,7 @@ class RoomsRuntime:
         self.dirty.clear()
         for tp in sorted(self.unmarked):
             if tp in self.offsets:
-                self.store.mark_offset(tp.partition, self.offsets[tp])
+                self.store.mark_offset(tp.partition, self.offsets[tp], self.clocks.clock.get(tp.partition, 0.0))
         self.unmarked.clear()
         await self._write_state()
         acks, self.unacked = self.unacked, []

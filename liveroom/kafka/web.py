@@ -32,8 +32,8 @@ from liveroom.kafka.app import RoomsRuntime
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 # The dead-letter reasons of the rooms agent (docs/contracts.md; tests/test_contract_reasons.py checks them).
 ROOM_REASONS = ("oversized", "invalid_utf8", "too_deep", "malformed_json", "malformed_envelope", "unknown_type",
-                "invalid_event", "late", "ts_jump", "room_finished", "key_mismatch", "spend_unissued",
-                "spend_total_down")
+                "invalid_event", "late", "ts_jump", "room_finished", "key_mismatch", "wrong_partition",
+                "spend_unissued", "spend_total_down")
 
 
 def status(runtime: RoomsRuntime) -> dict:

@@ -215,3 +215,38 @@ def test_a_finished_rooms_id_starts_a_new_room_after_its_retention():
     assert "a" not in core.finished
     feed("a", "a4", 1201.0, "room_start")
     assert "a" in core.processors and core.processors["a"].state.started_at is None  # a new room (start not applied yet)
+
+
+def _message(room: str, partition: int, offset: int, **event) -> Message:
+    body = {"room_id": room, "type": "like", "user_id": "u", "count": 1, **event}
+    return Message(TP(EVENTS, partition), room.encode(), msgspec.json.encode(body), partition, offset)
+
+
+def test_one_event_far_ahead_does_not_finish_its_partitions_rooms():
+    """A new room's first event 2 h ahead (an upstream clock error) moves its
+    partition's clock by at most ``max_future_s``: the live rooms beside it go on."""
+    driven = Driven(CoreConfig(), 1)
+    t0, offset = 1_700_000_000.0, 0
+    messages = []
+    for i in range(120):
+        for room in ("a", "b"):
+            messages.append(_message(room, 0, offset, event_id=f"{room}{i}", ts=t0 + i * 2))
+            offset += 1
+        if i == 20:
+            messages.append(_message("zz", 0, offset, event_id="z0", ts=t0 + 7200))
+            offset += 1
+    driven.feed(messages)
+    assert driven.finished() == [] and not driven.dead_letters()
+    assert {"a", "b"} <= set(driven.runtime.core.processors)
+
+
+def test_a_message_on_another_partition_than_its_keys_is_refused():
+    """Another partitioner (or partition count) would split a room's state over
+    two partitions: such a message is a `wrong_partition` dead letter."""
+    driven = Driven(CoreConfig(), 4)
+    home = partition_for(b"r1", 4)
+    other = (home + 1) % 4
+    driven.feed([_message("r1", home, 0, event_id="e1", ts=1_700_000_000.0),
+                 _message("r1", other, 0, event_id="e2", ts=1_700_000_001.0)])
+    assert [d.reason for d in driven.dead_letters()] == ["wrong_partition"]
+    assert driven.runtime.core.processed == 1
