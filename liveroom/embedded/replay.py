@@ -4,9 +4,10 @@ Reads the session's events in file order, groups them into the messages
 ``liveroom replay --kafka`` would send (``sessions/envelopes.py``), feeds them to
 the same :class:`StreamCore` the Kafka runtime uses, message by message, with the
 same partition clocks over the same partition layout (``streams/partitions.py``),
-and writes JSON lines. So a session gives the same outputs here as on Kafka. Everything written here is a pure
-function of the input and the configuration; wall-clock figures go to
-``run.json`` alone, so the other files are byte-identical on every run.
+and writes JSON lines: a session gives the same outputs here as on Kafka.
+Everything written here is a pure function of the input and the configuration;
+wall-clock figures go to ``run.json`` alone, so the other files are
+byte-identical on every run.
 """
 
 from __future__ import annotations
@@ -15,22 +16,21 @@ import heapq
 import os
 import platform
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import msgspec
-from collections import defaultdict, deque
 
 from streams.config import CoreConfig
 from streams.core import StreamCore
 from streams.partitions import PartitionClocks, partition_for
 from streams.models import DeadLetter, Moment, RoomMetrics
 from streams.room import N_KINDS, ORGANIC, PAID
-from streams.events import INTERACTION_KINDS
+from streams.events import INTERACTION_KINDS, BlankLines
 from sessions.envelopes import ENVELOPE_LINGER_S, Envelopes, routing
 from sessions.folder import LineReader, ReadLimits, Session
-from streams.events import BlankLines
 
 METRICS_FILE = "room-metrics.jsonl"
 MOMENTS_FILE = "moments.jsonl"
@@ -151,7 +151,9 @@ def replay_session(
         if not lines_of:
             del labels[key]  # one entry per room with events pending, not per room ever seen
         if key is not None:
-            clocks.after_message(partition_for(key, partitions), key.decode("utf-8", "replace"))
+            room = key.decode("utf-8", "replace")
+            partition = clocks.partition_of.get(room)  # murmur2 once per room while it is held
+            clocks.after_message(partition_for(key, partitions) if partition is None else partition, room)
         if len(core.out.metrics) >= 512:
             drain()
 

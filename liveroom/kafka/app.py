@@ -483,7 +483,6 @@ class RoomsRuntime:
             return
         async with self.lock:
             assigned = self.app.consumer.assignment()
-            procs = self.core.processors
             flushed = 0
             for tp in idle:
                 end = ends.get(tp)
