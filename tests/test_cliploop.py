@@ -40,7 +40,7 @@ def test_every_clip_event_type_decodes_and_hostile_bytes_are_dead_letters():
             line(type="clip_click", event_id="k", ts=T0 + 25, user_id="u", target="product"),
             line(type="clip_order", event_id="o", ts=T0 + 26, user_id="u", amount=12.5),
             line(type="enter", event_id="e", ts=T0 + 27, user_id="u", source="clip")]
-    bad = [b"{\"type\": \"\xff\xfe\"}", b"{", b"[]", line(type="clip_play", event_id="x", ts=T0), line(type="nope", event_id="y", ts=T0),
+    bad = [b"{\"type\": \"\xff\xfe\"}", b"{", b"[1, [2]]", line(type="clip_play", event_id="x", ts=T0), line(type="nope", event_id="y", ts=T0),
            line(type="clip_complete", event_id="z", ts=T0, user_id="u", watch_ratio=1.5),
            line(type="enter", event_id="w", ts=T0, user_id="u", source="paid"), b"{\"x\":" + b"[" * 50_000, b"   "]
     for i, raw in enumerate(good + bad + [good[1]]):  # and one duplicate
@@ -52,7 +52,7 @@ def test_every_clip_event_type_decodes_and_hostile_bytes_are_dead_letters():
     assert a["all_accounted_for"] and a["processed"] == len(good) and a["duplicates"] == 1 and a["blank"] == 1
     assert a["dead_letters"] == len(bad) - 1 + 1
     assert {d.reason for d in dead} >= {"invalid_utf8", "malformed_json", "invalid_event", "unknown_type", "too_deep",
-                                        "key_mismatch"}
+                                        "key_mismatch", "malformed_envelope"}
     assert all(d.raw for d in dead)
     (s,) = stats
     assert (s.impressions, s.promoted_impressions, s.plays, s.completes, s.likes, s.shares, s.clicks_product,

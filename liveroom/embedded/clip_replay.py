@@ -25,13 +25,15 @@ PULL_MODEL_FILE = "pull-model.json"
 
 
 def replay_clip_events(path: Path, out: Path, config: ClipLoopConfig, *, limits: ReadLimits,
-                       room: str | None = None) -> dict:
+                       room: str | None = None, max_envelope_events: int = 1000,
+                       max_envelope_bytes: int = 1 << 20) -> dict:
     """Run the loop over one clip events file; returns its accounting. With
     ``room`` (the session's), the file is that room's: an event of another room
     is a ``key_mismatch`` dead letter, as the same line is on Kafka, where
     ``replay --kafka`` keys the file's lines by the session's room."""
     reader = LineReader(path, limits)
-    core = ClipLoopCore(config, max_event_bytes=limits.max_line_bytes, dead_letter_max_raw=limits.keep_bytes)
+    core = ClipLoopCore(config, max_event_bytes=limits.max_line_bytes, dead_letter_max_raw=limits.keep_bytes,
+                        max_envelope_events=max_envelope_events, max_envelope_bytes=max_envelope_bytes)
     writers = [JsonLinesWriter(out / name) for name in (CLIP_STATS_FILE, PROMOTIONS_FILE, CLIP_DEAD_LETTERS_FILE)]
 
     def drain() -> None:

@@ -88,7 +88,9 @@ def _run(session: Session, out_dir: Path, settings: Settings, *, progress: bool,
         from liveroom.embedded.clip_replay import replay_clip_events
 
         loop = replay_clip_events(session.clip_events_path, out_dir, settings.clip_loop_config(),
-                                  limits=settings.read_limits(), room=session.info.room_id)
+                                  limits=settings.read_limits(), room=session.info.room_id,
+                                  max_envelope_events=settings.max_envelope_events,
+                                  max_envelope_bytes=settings.max_envelope_bytes)
         (out_dir / CLIP_SUMMARY_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(loop), indent=2) + b"\n")
         phases["clip loop"] = time.perf_counter() - began
     clips = None

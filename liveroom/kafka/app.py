@@ -410,24 +410,7 @@ class RoomsRuntime:
                 ack(message)
 
     async def _fill(self, messages: list, gaps: list[tuple]) -> list:
-        """Read the skipped offsets from the broker and put them in their place.
-
-        A rebalance can drop messages the consumer had fetched (a generation
-        change in the middle of a fetched batch) while its position moved past
-        them; a kept partition then resumes after a hole. Room events must not
-        go missing, so the runtime notices offsets that jump forward within a
-        partition it kept and reads them itself, then marks them done for
-        Faust's commit. Transaction markers also leave such jumps; they read
-        back as nothing."""
-        fetched = []
-        for tp, start, end in gaps:
-            got = await asyncio.to_thread(fetch_range, self.config, tp, start, end)
-            if got:
-                log.warning("rooms agent: %s[%d] offsets %d-%d were not delivered; read %d event(s) back from the "
-                            "broker", tp.topic, tp.partition, start, end - 1, len(got))
-            fetched.extend(got)
-            await self.app.consumer._add_gap(tp, start, end - 1)  # processed below: committable
-        return sorted(messages + fetched, key=lambda m: (m.tp, m.offset))
+        return await read_back(self.app, self.config, messages, gaps, "rooms agent")
 
     async def barrier(self) -> None:
         """Called when partitions are revoked: wait for the batch in hand, write
@@ -579,11 +562,12 @@ class RoomsRuntime:
 
 class BatchDrainConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer with a drain that hands ``liveroom.events`` to
-    the rooms runtime a fetched batch at a time (see the module docstring).
-    Everything else, and every other topic, is Faust's own."""
+    the rooms runtime, and ``liveroom.clip-events`` to the clip loop's, a
+    fetched batch at a time (see the module docstring). Everything else, and
+    every other topic, is Faust's own."""
 
     async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - runs in the worker
-        runtime: RoomsRuntime = self.app.rooms_runtime  # type: ignore[attr-defined]
+        runtimes = self.app.batch_runtimes  # type: ignore[attr-defined] # topic -> its runtime
         callback = self.callback
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
@@ -595,23 +579,23 @@ class BatchDrainConsumer(AIOKafkaConsumer):
                 await self.sleep(0)
                 if self.should_stop:
                     break
-                batch = []
+                batches: dict[str, list] = {}
                 async for tp, message in self.getmany(timeout=1.0):
                     offset = message.offset
                     r_offset = get_read_offset(tp)
                     if r_offset is not None and offset < r_offset:
                         continue
-                    if tp.topic == EVENTS:
-                        batch.append(message)
+                    if tp.topic in runtimes:
+                        batches.setdefault(tp.topic, []).append(message)
                         set_read_offset(tp, offset)
                         continue
                     if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
                         await self._add_gap(tp, r_offset + 1, offset)
                     await self.wait_first(callback(message), self.suspend_flow.wait())
                     set_read_offset(tp, offset)
-                if batch:
-                    ack = self.ack
-                    for message in await runtime.process_batch(batch):
+                ack = self.ack
+                for topic, batch in batches.items():
+                    for message in await runtimes[topic].process_batch(batch):
                         ack(message)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -641,6 +625,26 @@ def offset_gaps(processed: dict, messages, committed: dict | None = None) -> lis
         if expected is None or m.offset >= expected:
             following[m.tp] = m.offset + 1
     return gaps
+
+
+async def read_back(app, config: KafkaConfig, messages: list, gaps: list[tuple], who: str) -> list:
+    """Read the skipped offsets from the broker and put them in their place.
+
+    A rebalance can drop messages the consumer had fetched (a generation
+    change in the middle of a fetched batch) while its position moved past
+    them; a kept partition then resumes after a hole. Events must not go
+    missing, so a runtime notices offsets that jump forward within a partition
+    it kept and reads them itself, then marks them done for Faust's commit.
+    Transaction markers also leave such jumps; they read back as nothing."""
+    fetched = []
+    for tp, start, end in gaps:
+        got = await asyncio.to_thread(fetch_range, config, tp, start, end)
+        if got:
+            log.warning("%s: %s[%d] offsets %d-%d were not delivered; read %d event(s) back from the broker", who,
+                        tp.topic, tp.partition, start, end - 1, len(got))
+        fetched.extend(got)
+        await app.consumer._add_gap(tp, start, end - 1)  # processed by the caller: committable
+    return sorted(messages + fetched, key=lambda m: (m.tp, m.offset))
 
 
 class FetchedMessage(NamedTuple):
@@ -723,6 +727,7 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
     parts = app.Table(PARTS_TABLE, partitions=config.partitions, key_type=bytes, value_type=bytes)
     runtime = RoomsRuntime(app, heads, parts, core_config, config)
     app.rooms_runtime = runtime  # type: ignore[attr-defined]
+    app.batch_runtimes = {EVENTS: runtime}  # type: ignore[attr-defined] # topics the batch drain takes
 
     @app.on_partitions_revoked.connect
     async def finish_batch_before_rebalance(app, revoked, **kwargs):  # noqa: ARG001 (Faust's signal signature)

@@ -104,7 +104,8 @@ def run_worker(bootstrap: str | None, loglevel: str = "warning") -> None:
     add_bidding(app, config, strategy=settings.bidding_strategy, tick_s=settings.tick_s,
                 dead_letter_max_raw=settings.dead_letter_max_raw, stats=runtime.stats)
     add_clip_loop(app, config, settings.clip_loop_config(), max_event_bytes=settings.max_event_bytes,
-                  dead_letter_max_raw=settings.dead_letter_max_raw)
+                  dead_letter_max_raw=settings.dead_letter_max_raw, max_envelope_events=settings.max_envelope_events,
+                  max_envelope_bytes=settings.max_envelope_bytes, stats=runtime.stats)
     pages = None
     if config.web_port > 0:
         add_pages(app, runtime)
