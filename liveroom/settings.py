@@ -98,6 +98,10 @@ class Settings(BaseSettings):
                                   lo_open=True)
     clip_max_age_days: float = _in(14.0, 0.0, 3650.0, "clip loop: older clips are no longer promoted", lo_open=True)
     clip_seed: int = _in(0, 0, 2**63 - 1, "clip loop: the draws' seed")
+    clip_idle_s: float = _in(0.0, 0.0, 30 * DAY, "clip loop on Kafka: a room with no clip event for this long (wall "
+                             "clock) and nothing of its partition waiting has its open periods closed, as at the end "
+                             "of the input. 0: one period plus its grace (live, event time has passed them by then, "
+                             "so no event is made late); a few seconds for replays of recorded sessions")
 
     # highlight worker
     recordings_dir: str = Field("./recordings", description="highlight worker: where recordings are read "
@@ -185,6 +189,10 @@ class Settings(BaseSettings):
             sasl_password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
             ssl_cafile=self.kafka_ssl_cafile,
         )
+
+    def clip_idle(self) -> float:
+        """``LIVEROOM_CLIP_IDLE_S``, 0 resolved."""
+        return self.clip_idle_s or self.clip_period_s + self.clip_grace_s
 
     def clip_loop_config(self) -> ClipLoopConfig:
         return ClipLoopConfig(period_s=self.clip_period_s, grace_s=self.clip_grace_s, budget=self.clip_budget,

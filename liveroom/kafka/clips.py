@@ -23,8 +23,12 @@ Clip events are keyed by room; a room's state is written to the partition its
 events come from, and a message on another partition than its key's is a
 ``wrong_partition`` dead letter. A period closes on the room's own event time; a
 room whose events stopped (the end of a recorded week, a quiet night) has its
-open periods flushed once it has been idle for ``silence_s`` of wall-clock time
-with nothing of its partition waiting, as the end of the input does embedded.
+open periods flushed once it has been idle for ``LIVEROOM_CLIP_IDLE_S`` of
+wall-clock time with nothing of its partition waiting, as the end of the input
+does embedded. By default that is one period plus its grace: live, event time
+has passed the open periods' close by then, so the flush makes no event late (a
+shorter idle time closed a sparse room's hour at its first lull, and its later
+events were dead letters). Replays of recorded sessions set a few seconds.
 So a recorded session gives the same stats and promotions here as embedded,
 byte for byte. A clip event that comes after its period was flushed is a
 ``late`` dead letter, as embedded.
@@ -200,9 +204,10 @@ class ClipsRuntime:
     """What the batch drain and the timers do for ``liveroom.clip-events``."""
 
     def __init__(self, app: faust.App, store: ClipStore, loop: ClipLoopConfig, config: KafkaConfig, *,
-                 max_event_bytes: int = 65536, dead_letter_max_raw: int = 65536, max_envelope_events: int = 1000,
+                 idle_s: float | None = None, max_event_bytes: int = 65536, dead_letter_max_raw: int = 65536, max_envelope_events: int = 1000,
                  max_envelope_bytes: int = 1 << 20, stats: WorkerStats) -> None:
         self.app, self.store, self.config, self.stats = app, store, config, stats
+        self.idle_s = idle_s if idle_s else loop.period_s + loop.grace_s  # see ``LIVEROOM_CLIP_IDLE_S``
         self.core = ClipLoopCore(loop, source=CLIP_EVENTS, max_event_bytes=max_event_bytes,
                                  dead_letter_max_raw=dead_letter_max_raw, max_envelope_events=max_envelope_events,
                                  max_envelope_bytes=max_envelope_bytes, restore=store.restore, journal=True)
@@ -336,7 +341,7 @@ class ClipsRuntime:
                 ack(message)
 
     async def flush_idle(self) -> None:
-        """Rooms idle for ``silence_s`` (wall clock) with nothing of their partition
+        """Rooms idle for ``idle_s`` (wall clock) with nothing of their partition
         waiting: their open periods are closed, as at the end of the input, and
         rooms with nothing open leave memory (their state is in the tables)."""
         app = self.app  # recovered: not between an assignment and the end of its recovery
@@ -345,7 +350,7 @@ class ClipsRuntime:
             async with self.lock:
                 self.load_assigned()
         now = time.monotonic()
-        idle = [room for room, last in self.last_event.items() if now - last >= self.config.silence_s]
+        idle = [room for room, last in self.last_event.items() if now - last >= self.idle_s]
         if not idle:
             return
         tps = {tp for tp in self.app.consumer.assignment() if tp.topic == CLIP_EVENTS}
@@ -359,7 +364,7 @@ class ClipsRuntime:
             flushed = released = 0
             for room in idle:
                 last = self.last_event.get(room)
-                if last is None or time.monotonic() - last < self.config.silence_s:
+                if last is None or time.monotonic() - last < self.idle_s:
                     continue
                 tp = by_partition.get(self.partition_of.get(room, -1))
                 if tp is None:  # moved to another worker
@@ -380,7 +385,7 @@ class ClipsRuntime:
             for room in idle:  # written: rooms with nothing open leave memory
                 held = self.core.rooms.get(room)
                 if room in self.last_event and (held is None or not held.open) and \
-                        now - self.last_event[room] >= self.config.silence_s:
+                        now - self.last_event[room] >= self.idle_s:
                     self._release(room)
                     released += 1
             if flushed or released:
@@ -410,7 +415,8 @@ class ClipsRuntime:
 
 def add_clip_loop(app: faust.App, config: KafkaConfig, loop: ClipLoopConfig, *, max_event_bytes: int = 65536,
                   dead_letter_max_raw: int = 65536, max_envelope_events: int = 1000,
-                  max_envelope_bytes: int = 1 << 20, stats: WorkerStats | None = None) -> ClipsRuntime:
+                  max_envelope_bytes: int = 1 << 20, idle_s: float | None = None,
+                  stats: WorkerStats | None = None) -> ClipsRuntime:
     """Subscribe the worker to ``liveroom.clip-events`` (the batch drain takes it)."""
     events = app.topic(CLIP_EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                        partitions=config.partitions)
@@ -418,7 +424,7 @@ def add_clip_loop(app: faust.App, config: KafkaConfig, loop: ClipLoopConfig, *, 
     tables = [app.Table(name, partitions=config.partitions, key_type=bytes, value_type=bytes)
               for name in (HEADS_TABLE, PARTS_TABLE, LEGACY_TABLE)]
     store = ClipStore(*tables, stats or WorkerStats())
-    runtime = ClipsRuntime(app, store, loop, config, max_event_bytes=max_event_bytes,
+    runtime = ClipsRuntime(app, store, loop, config, idle_s=idle_s, max_event_bytes=max_event_bytes,
                            dead_letter_max_raw=dead_letter_max_raw, max_envelope_events=max_envelope_events,
                            max_envelope_bytes=max_envelope_bytes, stats=store.stats)
     app.batch_runtimes[CLIP_EVENTS] = runtime  # type: ignore[attr-defined]
@@ -432,7 +438,7 @@ def add_clip_loop(app: faust.App, config: KafkaConfig, loop: ClipLoopConfig, *, 
     async def forget_moved_clip_partitions(app, assigned, **kwargs):  # noqa: ARG001
         runtime.keep_only(assigned)
 
-    @app.timer(interval=max(0.5, config.silence_s / 4))
+    @app.timer(interval=max(0.5, min(runtime.idle_s, config.silence_s) / 4))
     async def flush_idle_clip_rooms():
         await runtime.flush_idle()
 

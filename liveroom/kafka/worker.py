@@ -105,7 +105,7 @@ def run_worker(bootstrap: str | None, loglevel: str = "warning") -> None:
                 dead_letter_max_raw=settings.dead_letter_max_raw, stats=runtime.stats)
     add_clip_loop(app, config, settings.clip_loop_config(), max_event_bytes=settings.max_event_bytes,
                   dead_letter_max_raw=settings.dead_letter_max_raw, max_envelope_events=settings.max_envelope_events,
-                  max_envelope_bytes=settings.max_envelope_bytes, stats=runtime.stats)
+                  max_envelope_bytes=settings.max_envelope_bytes, idle_s=settings.clip_idle(), stats=runtime.stats)
     pages = None
     if config.web_port > 0:
         add_pages(app, runtime)

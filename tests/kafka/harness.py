@@ -51,6 +51,7 @@ class Worker:
             "LIVEROOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "LIVEROOM_KAFKA_DATA_DIR": str(folder / f"{name}-data"),
             "LIVEROOM_KAFKA_SILENCE_S": "2",
+            "LIVEROOM_CLIP_IDLE_S": "2",  # recorded sessions: their last hour closes when they end
             "LIVEROOM_KAFKA_SESSION_TIMEOUT_S": "6",
             "LIVEROOM_KAFKA_PARTITIONS": "4",
             "LIVEROOM_KAFKA_WEB_PORT": str(free_port()),  # several workers share this host
