@@ -19,7 +19,9 @@ per worker single-event, >= 100k with envelopes). Asserts nothing.
 (each printed over the same run's 20-room figure, the limit); ``many-single``
 single-event messages from 10,000 small rooms; ``churn`` 20,000 one-minute rooms
 about 300 live at once (the worker's rooms held and RSS after the first 1,000
-rooms and at the end).
+rooms and at the end); ``clips`` clip events on ``liveroom.clip-events`` in
+envelopes of 100 (goal >= 100k clip events/s per worker), next to raw consumption
+of that topic.
 
 Offsets are committed every few seconds, so the input must take the worker well
 over that (the span is printed).
@@ -50,10 +52,10 @@ from sessions.folder import open_session  # noqa: E402
 from sessions.synth import synth_session  # noqa: E402
 
 
-async def raw_consume(bootstrap: str, total: int) -> float:
+async def raw_consume(bootstrap: str, total: int, topic: str = EVENTS) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(EVENTS, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -105,13 +107,13 @@ def faust_ceiling(bootstrap: str, total: int, partitions: int, tmp: Path) -> flo
     return float(match.group(1))
 
 
-def committed(bootstrap: str, group: str) -> int:
+def committed(bootstrap: str, group: str, topic: str = EVENTS) -> int:
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         offsets = admin.list_group_offsets(group).get(group, {})  # kafka-python 3.x name and shape
-        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == EVENTS and meta.offset > 0)
+        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
     except Exception:
         return 0
     finally:
@@ -185,6 +187,8 @@ def main() -> None:
     ap.add_argument("--skip-noop", action="store_true", help="skip the no-op Faust agent")
     ap.add_argument("--envelope-scale", type=float, default=4.0, help="input length for envelopes, x --minutes")
     ap.add_argument("--peak", type=float, default=1.5, help="synthetic rooms' peak arrivals per second")
+    ap.add_argument("--clip-rooms", type=int, default=200, help="clips: rooms sending clip events")
+    ap.add_argument("--clip-events", type=int, default=2_000_000, help="clips: clip events in all")
     ap.add_argument("--linger", type=float, default=KafkaConfig().envelope_linger_s,
                     help="event time an event waits for others of its room in an envelope (60: envelopes fill up)")
     args = ap.parse_args()
@@ -203,6 +207,8 @@ def main() -> None:
               f"events/s, raw {r['raw']:,.0f}; {r['pipeline'] / 20_000:.2f} of the 20k goal")
     if "churn" in names:
         churn(args)
+    if "clips" in names:
+        clips(args)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"broker, worker and bench share it")
     for name, r in results.items():
@@ -262,6 +268,75 @@ def churn(args) -> None:
               f"quiet of their end, ~{300 + 40 * 300 // 60}); RSS over the early figure {last[1] / early[1]:.2f} "
               f"(limit 1.20)")
         print(f"  most rooms held at any point: {max(p[2] for p in points)}")
+
+
+def clip_messages(rooms: int, events: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    """``(key, envelope)`` of ``events`` clip events from ``rooms`` rooms (two clips
+    each, over two hours of event time), 100 of a room's events per message."""
+    import random
+
+    import msgspec
+
+    rng = random.Random(seed)
+    t0 = 1_780_000_000.0 - 1_780_000_000.0 % 3600
+    kinds = ({"type": "clip_impression", "count": 3}, {"type": "clip_play", "user_id": "u"},
+             {"type": "clip_complete", "user_id": "u", "watch_ratio": 0.5}, {"type": "clip_click", "user_id": "u"},
+             {"type": "enter", "user_id": "u", "source": "clip"}, {"type": "clip_order", "user_id": "u", "amount": 9.9})
+    per_room = events // rooms
+    out = []
+    for r in range(rooms):
+        room = f"clip-room-{r:05d}"
+        lines = [msgspec.json.encode({"type": "clip_publish", "event_id": f"{room}-{c}-p", "room_id": room,
+                                      "clip_id": f"{room}-{c}", "ts": t0 + 1 + i, "score": 4.0, "length_s": 30.0,
+                                      "position": 0.5}) for i, c in enumerate(("a", "b"))]
+        for n in range(per_room - 2):
+            lines.append(msgspec.json.encode({"event_id": f"{room}-{n}", "room_id": room,
+                                              "clip_id": f"{room}-{'a' if n % 4 else 'b'}",
+                                              "ts": t0 + 10 + 7200 * n / per_room, **rng.choice(kinds)}))
+        out += [(room.encode(), b"[" + b",".join(lines[i:i + 100]) + b"]") for i in range(0, len(lines), 100)]
+    rng.shuffle(out)  # rooms interleave; each room's messages stay in order below
+    order: dict[bytes, list] = {}
+    for key, value in out:
+        order.setdefault(key, []).append(value)
+    firsts = {key: iter(sorted(values, key=lambda v: msgspec.json.decode(v)[0]["ts"])) for key, values in order.items()}
+    return [(key, next(firsts[key])) for key, _ in out]
+
+
+def clips(args) -> None:
+    """Clip events in envelopes: the worker's clip events/s over raw consumption."""
+    from kafka import KafkaProducer
+
+    from liveroom.kafka.topics import CLIP_EVENTS
+
+    messages = clip_messages(args.clip_rooms, args.clip_events)
+    total = sum(v.count(b'"event_id"') for _, v in messages)
+    with tempfile.TemporaryDirectory() as tmp, fresh_broker(Path(tmp) / "broker") as bootstrap:
+        create_topics(KafkaConfig(bootstrap_servers=bootstrap, partitions=args.partitions))
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20,
+                                 max_request_size=4 << 20)
+        for key, value in messages:
+            producer.send(CLIP_EVENTS, key=key, value=value)
+        producer.flush()
+        producer.close()
+        raw = asyncio.run(raw_consume(bootstrap, len(messages), CLIP_EVENTS)) * total / len(messages)
+        with worker_process(bootstrap, Path(tmp), partitions=args.partitions) as (worker, log):
+            started = None
+            while True:
+                done = committed(bootstrap, "bench", CLIP_EVENTS)
+                if started is None and done > 0:
+                    started, first = time.perf_counter(), done
+                if done >= len(messages):
+                    break
+                if worker.poll() is not None:
+                    raise SystemExit(f"worker died:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
+            span = time.perf_counter() - started
+            rate = (len(messages) - first) / span * total / len(messages)
+            rss = rss_mb(worker.pid)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"clip events: {total:,} in {len(messages):,} envelopes from {args.clip_rooms:,} rooms; worker {rate:,.0f} "
+          f"clip events/s ({span:.1f} s), raw consume (limit) {raw:,.0f}; ratio {rate / raw:.2f}; "
+          f"{rate / 100_000:.2f} of the 100k goal; worker RSS at the end {rss:.0f} MB")
 
 
 if __name__ == "__main__":
