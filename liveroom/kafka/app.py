@@ -61,6 +61,7 @@ from liveroom.kafka.topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, K
 from streams.partitions import PartitionClocks, partition_for
 from streams.room import RoomProcessor, RoomState
 from streams.room_parts import assemble, finish_records, finished_at, finished_marker, presence_key, split
+from liveroom.kafka.records import sender
 from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -491,19 +492,18 @@ class RoomsRuntime:
         (with the state first, a refused snapshot was lost for good: the restored
         state took the redone events for duplicates). A batch whose writes failed
         is not acked: the worker stops instead, and its successor redoes it."""
-        send = self.app.producer.send
+        out = sender(self.app.producer)
         metrics, moments, dead = self.core.drain()
-        outputs = []
         for m in metrics:
-            outputs.append(await send(ROOM_METRICS, m.room_id.encode(), _encode(m), None, None, None))
+            await out.add(ROOM_METRICS, m.room_id.encode(), _encode(m))
         for m in moments:
-            outputs.append(await send(MOMENTS, m.room_id.encode(), _encode(m), None, None, None))
+            await out.add(MOMENTS, m.room_id.encode(), _encode(m))
         for d in dead:
-            outputs.append(await send(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d), None, None,
-                                      None))
+            await out.add(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d))
         finished, self.finished_now = self.finished_now, []
         for room in finished:  # after its last snapshots: the room is finished (the bidding agent lets it go)
-            outputs.append(await send(ROOM_METRICS, room.encode(), None, None, None, None))
+            await out.add(ROOM_METRICS, room.encode(), None)
+        outputs = await out.close()
         await self._written(outputs, "an output record")
         self.stats.record_outputs(metrics, moments)
         self.stats.forget_finished(finished)
@@ -511,10 +511,11 @@ class RoomsRuntime:
     async def _write_state(self) -> None:
         """Send the queued changelog records (one partition's records keep their
         order), flush and check them."""
-        send = self.app.producer.send
+        out = sender(self.app.producer)
         outbox, self.store.outbox = self.store.outbox, []
-        state = [await send(topic, key, value, partition, None, None) for topic, partition, key, value in outbox]
-        await self._written(state, "a state record")
+        for topic, partition, key, value in outbox:
+            await out.add(topic, key, value, partition)
+        await self._written(await out.close(), "a state record")
 
     async def _written(self, sent: list, what: str) -> None:
         """Flush, and stop the worker if any of ``sent`` was not written."""
@@ -716,6 +717,7 @@ def create_app(config: KafkaConfig, core_config: CoreConfig) -> faust.App:
         broker_max_poll_records=config.batch_max,
         consumer_max_fetch_size=8 * 1024 * 1024,
         producer_max_request_size=8 * 1024 * 1024,
+        producer_max_batch_size=256 * 1024,  # records per request: see ``liveroom/kafka/records.py``
         producer_linger_ms=5,
     )
     events = app.topic(EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",

@@ -48,6 +48,7 @@ from cliploop.events import AnyClipEvent
 from cliploop.models import ClipLoopConfig, ClipState, PeriodCounts, RoomClips
 from cliploop.parts import ClipHead, ClipJournal, assemble, room_of, split
 from liveroom.kafka.app import OFFSET_PREFIX, offset_gaps, offset_key, read_back
+from liveroom.kafka.records import sender
 from liveroom.kafka.stats import WorkerStats
 from liveroom.kafka.topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS, KafkaConfig
 from streams.partitions import partition_for
@@ -292,17 +293,15 @@ class ClipsRuntime:
 
     async def _publish(self) -> None:
         """Outputs first, flushed and checked (see ``RoomsRuntime._publish``)."""
-        send = self.app.producer.send
+        out = sender(self.app.producer)
         stats, promotions, dead = self.core.drain()
-        sent = []
         for s in stats:
-            sent.append(await send(CLIP_STATS, s.room_id.encode(), _encode(s), None, None, None))
+            await out.add(CLIP_STATS, s.room_id.encode(), _encode(s))
         for p in promotions:
-            sent.append(await send(PROMOTIONS, p.room_id.encode(), _encode(p), None, None, None))
+            await out.add(PROMOTIONS, p.room_id.encode(), _encode(p))
         for d in dead:
-            sent.append(await send(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d), None, None,
-                                   None))
-        await self._written(sent, "a clip loop output")
+            await out.add(DEAD_LETTERS, d.room_id.encode() if d.room_id else None, _encode(d))
+        await self._written(await out.close(), "a clip loop output")
 
     async def _persist(self) -> list:
         rooms, journals = self.core.rooms, self.core.journals
@@ -315,9 +314,11 @@ class ClipsRuntime:
             if tp in self.offsets:
                 self.store.mark_offset(tp.partition, self.offsets[tp])
         self.unmarked.clear()
-        send = self.app.producer.send
+        out = sender(self.app.producer)
         outbox, self.store.outbox = self.store.outbox, []
-        await self._written([await send(t, k, v, p, None, None) for t, p, k, v in outbox], "a clip state record")
+        for topic, partition, key, value in outbox:
+            await out.add(topic, key, value, partition)
+        await self._written(await out.close(), "a clip state record")
         acks, self.unacked = self.unacked, []
         self.persisted_at = time.monotonic()
         return acks

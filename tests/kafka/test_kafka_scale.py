@@ -94,33 +94,49 @@ def test_broker_restart_under_a_cpu_burner_loses_nothing(broker, synth_factory, 
         assert _totals(latest[room]) == _summary_totals(totals), room
 
 
-def test_a_batch_whose_state_write_fails_is_never_committed(broker, tmp_path):
+CLIP_EVENTS_50 = b"[" + b",".join(
+    b'{"event_id":"c%d","room_id":"r1","clip_id":"k","ts":%d,"type":"clip_play","user_id":"u"}' % (i, 1_780_000_000 + i)
+    for i in range(50)) + b"]"
+ROOM_EVENTS_50 = b"[" + b",".join(
+    b'{"event_id":"e%d","room_id":"r1","ts":%d,"type":"comment","user_id":"u"}' % (i, 1_780_000_000 + i)
+    for i in range(50)) + b"]"
+
+
+@pytest.mark.parametrize("topic,changelog,events", [
+    ("liveroom.events", "liveroom-room-parts-changelog", ROOM_EVENTS_50),
+    ("liveroom.clip-events", "liveroom-clip-parts-changelog", CLIP_EVENTS_50),
+], ids=["rooms", "clips"])
+def test_a_batch_whose_state_write_fails_is_never_committed(broker, tmp_path, topic, changelog, events):
     """The whole-state design committed a batch's offsets even when its state
     write failed (too large), so each restart moved the partition on by losing
     events. Here the parts changelog refuses records over 300 bytes: the worker
-    says so and stops, and no offset of that batch is committed."""
+    says so, fails its health check and stops, and no offset of that batch is
+    committed. The same for the clip loop's parts."""
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    from .harness import committed_offsets
+    from .harness import committed_offsets, http_get
 
     config = KafkaConfig(bootstrap_servers=broker.bootstrap, partitions=4)
     create_topics(config)
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    admin.create_topics([NewTopic("liveroom-room-parts-changelog", 4, 1,
+    admin.create_topics([NewTopic(changelog, 4, 1,
                                   topic_configs={"cleanup.policy": "compact", "max.message.bytes": "300"})])
     admin.close()
     worker = Worker(broker.bootstrap, tmp_path, "w").start()
     try:
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
-        events = b"[" + b",".join(
-            b'{"event_id":"e%d","room_id":"r1","ts":%d,"type":"comment","user_id":"u"}' % (i, 1_780_000_000 + i)
-            for i in range(50)) + b"]"
-        producer.send("liveroom.events", key=b"r1", value=events).get(30)
+        producer.send(topic, key=b"r1", value=events).get(30)
         producer.close()
-        wait_for(lambda: "was not written" in worker.log(), 60, "the failed write reported")
+        wait_for(lambda: "was not written" in worker.log(), 90, "the failed write reported")
+        status = None
+        try:  # while it is still up, it is not healthy
+            status = http_get(f"{worker.web}/healthz")[0]
+        except OSError:
+            pass  # stopped already
         wait_for(lambda: worker.proc.poll() is not None, 60, "the worker stopped (for its supervisor to restart)")
         time.sleep(3)
-        assert sum(committed_offsets(broker.bootstrap, "liveroom", "liveroom.events").values()) == 0
+        assert sum(committed_offsets(broker.bootstrap, "liveroom", topic).values()) == 0
+        assert status in (None, 503), status
     finally:
         worker.stop()
