@@ -78,7 +78,7 @@ class ClipLoopCore:
         if not raw.strip(JSON_SPACE):
             self.blank += 1
             return
-        if raw[:1] == b"[":
+        if raw[:1] == b"[" and type(raw) is bytes:  # an over-long line (LongInput) is never decoded: oversized
             self._feed_envelope(raw, where, expect_room)
             return
         try:

@@ -38,7 +38,10 @@ class ClipPublish(ClipEvent, tag="clip_publish"):
     score: Score  # the highlight module's fused score
     length_s: Length
     position: Ratio  # where the clip starts in its broadcast, 0 (start) to 1 (end)
-    signals: dict[Annotated[str, msgspec.Meta(max_length=32)], Score] = msgspec.field(default_factory=dict)
+    # bounded: a publication is kept in its clip's counts (twice, with the value it replaces), and
+    # no state record may grow past a few KB whatever a producer sends
+    signals: Annotated[dict[Annotated[str, msgspec.Meta(max_length=32)], Score], msgspec.Meta(max_length=32)] = \
+        msgspec.field(default_factory=dict)
     kinds: Annotated[list[Annotated[str, msgspec.Meta(max_length=32)]], msgspec.Meta(max_length=16)] = \
         msgspec.field(default_factory=list)  # interaction kinds that rose during the clip
     face_share: Ratio = 0.0

@@ -19,7 +19,8 @@ forgotten clip). :func:`assemble` rebuilds exactly the state of the head it
 finds: a part newer than the head (``gen`` above it) takes its ``old`` value, an
 id chunk past the head's count is ignored, a part the head no longer counts is
 ignored; each such leftover comes back as a repair record, to be written before
-the room's next persist. Pure: no I/O.
+the room's next persist. Parts of a room with no head at all are deleted the
+same way (:func:`restore`). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -166,3 +167,12 @@ def assemble(head_bytes: bytes, records: Iterable[tuple[bytes, bytes]]) -> tuple
         room.seen[period] = bytearray(data[:held * 8])
     room.clips = dict(sorted(room.clips.items()))
     return room, repairs
+
+
+def restore(head_bytes: bytes | None, records: list[tuple[bytes, bytes]]) -> tuple[RoomClips | None, list]:
+    """:func:`assemble`, and for a room with no head (None) the deletion of any
+    parts it has: they are from a first persist whose head never landed, and the
+    room's next head (gen 1 again) would take them up as its own."""
+    if head_bytes is None:
+        return None, [(key, None) for key, _ in sorted(records)]
+    return assemble(head_bytes, records)

@@ -75,6 +75,26 @@ _encode_offset = msgspec.msgpack.Encoder().encode
 OFFSET_PREFIX = b"\xffoffset/"  # not UTF-8: never a room id
 
 
+# A persist's changelog records go in phases, each flushed and checked before the next:
+# a head never lands unless its parts did, and a processed offset never unless the state
+# it stands for did. (One stream of records could not promise that: the two tables are
+# two topics, and a refused part left the head and the offset written, so the next owner
+# skipped events whose state was lost.)
+PARTS, HEADS, TOMBSTONES, LAST = 1, 2, 3, 4
+
+
+async def write_phases(producer, outbox: list, written, what: str) -> None:
+    """Send ``(phase, topic, partition, key, value)`` records phase by phase (in
+    their order within a phase); ``written`` flushes and checks each phase's
+    futures, raising on the first failure, so no later phase is sent."""
+    for phase in sorted({r[0] for r in outbox}):
+        out = sender(producer)
+        for p, topic, partition, key, value in outbox:
+            if p == phase:
+                await out.add(topic, key, value, partition)
+        await written(await out.close(), what)
+
+
 def offset_key(partition: int) -> bytes:
     """The head-table key of a partition's processed offset (see ``RoomStore.mark_offset``)."""
     return OFFSET_PREFIX + str(partition).encode()
@@ -101,7 +121,8 @@ class RoomStore:
         self.topic = {id(heads): heads.changelog_topic.get_topic_name(),
                       id(parts): parts.changelog_topic.get_topic_name()}
         self.name = {id(heads): STATE_TABLE, id(parts): PARTS_TABLE}
-        self.outbox: list[tuple[str, int, bytes, bytes | None]] = []  # changelog records to send, in order
+        # changelog records to send: (phase, topic, partition, key, value); see ``write_phases``
+        self.outbox: list[tuple[int, str, int, bytes, bytes | None]] = []
         self._viewers: dict[str, list[tuple[str, bytes]]] | None = None  # room -> viewer records, after recovery
         self.repairs: list[tuple[bytes, bytes | None, int]] = []  # part records to write before anything else
         self.partition_of: dict[str, int] = {}  # room -> partition its state is written to
@@ -138,6 +159,12 @@ class RoomStore:
     def restore(self, room: str, cached) -> RoomState | float | None:
         head = self.heads.data.get(room.encode())
         if head is None:
+            # viewer records of a first persist whose head never landed: the room's next
+            # head (gen 1 again) would take them up as its own, so they are deleted first
+            if self._viewers is None:
+                self._viewers = self._index(cached)
+            partition = self.partition_of.get(room)
+            self.repairs.extend((presence_key(room, user), None, partition) for user, _ in self._viewers.pop(room, []))
             return None
         at = finished_at(head)
         if at is not None:
@@ -162,11 +189,11 @@ class RoomStore:
         key = state.room_id.encode()
         parts, head, tombstones = split(state, proc.journal)
         for k, v in parts:
-            self._send(self.parts, partition, k, v)
+            self._send(self.parts, partition, k, v, PARTS)
         self.heads.data[key] = head
-        self._send(self.heads, partition, key, head)
+        self._send(self.heads, partition, key, head, HEADS)
         for k, v in tombstones:
-            self._send(self.parts, partition, k, v)
+            self._send(self.parts, partition, k, v, TOMBSTONES)
 
     def finish(self, proc: RoomProcessor, partition: int, at: float) -> None:
         """A finished room: its last changes, tombstones for every part it still
@@ -174,18 +201,18 @@ class RoomStore:
         self.write_repairs()
         self.persist(proc, partition)
         for k, v in finish_records(proc.state):
-            self._send(self.parts, partition, k, v)
+            self._send(self.parts, partition, k, v, TOMBSTONES)
         key = proc.state.room_id.encode()
         marker = finished_marker(at)
         self.heads.data[key] = marker
-        self._send(self.heads, partition, key, marker)
+        self._send(self.heads, partition, key, marker, LAST)
         self.partition_of.pop(proc.state.room_id, None)
 
     def forget(self, room: str, partition: int) -> None:
         """A finished room's marker expired: its head key is tombstoned."""
         key = room.encode()
         self.heads.data.pop(key, None)
-        self._send(self.heads, partition, key, None)
+        self._send(self.heads, partition, key, None, HEADS)
 
     def mark_offset(self, partition: int, offset: int, clock: float) -> None:
         """Written last in a batch: the partition's events up to ``offset`` are in
@@ -195,7 +222,7 @@ class RoomStore:
         key = offset_key(partition)
         value = _encode_offset((offset, clock))  # and the partition's clock, restored as it was
         self.heads.data[key] = value
-        self._send(self.heads, partition, key, value)
+        self._send(self.heads, partition, key, value, LAST)
 
     def processed_offset(self, partition: int) -> tuple[int | None, float | None]:
         """The stored processed offset and partition clock (None, None: none stored)."""
@@ -219,19 +246,21 @@ class RoomStore:
     def write_repairs(self) -> None:
         for key, value, partition in self.repairs:
             if partition is not None:
-                self._send(self.parts, partition, key, value)
+                self._send(self.parts, partition, key, value, PARTS)
         self.repairs.clear()
 
-    def _send(self, table, partition: int, key: bytes, value: bytes | None) -> None:
+    def _send(self, table, partition: int, key: bytes, value: bytes | None, phase: int) -> None:
         """Queue a changelog record. Sent by the runtime straight to the producer:
         Faust's ``send_changelog`` path costs several times more per record, and
         the memory store needs none of its bookkeeping."""
-        self.outbox.append((self.topic[id(table)], partition, key, value))
+        self.outbox.append((phase, self.topic[id(table)], partition, key, value))
         self.stats.record_changelog(self.name[id(table)], key, value)
 
 
 class RoomsRuntime:
     """What the batch drain and the idle timer do; holds no Faust magic of its own."""
+
+    fills_gaps = True  # reads skipped offsets back itself (room events must not go missing)
 
     def __init__(self, app: faust.App, heads, parts, core_config: CoreConfig, config: KafkaConfig) -> None:
         self.app = app
@@ -511,11 +540,8 @@ class RoomsRuntime:
     async def _write_state(self) -> None:
         """Send the queued changelog records (one partition's records keep their
         order), flush and check them."""
-        out = sender(self.app.producer)
         outbox, self.store.outbox = self.store.outbox, []
-        for topic, partition, key, value in outbox:
-            await out.add(topic, key, value, partition)
-        await self._written(await out.close(), "a state record")
+        await write_phases(self.app.producer, outbox, self._written, "a state record")
 
     async def _written(self, sent: list, what: str) -> None:
         """Flush, and stop the worker if any of ``sent`` was not written."""
@@ -587,6 +613,9 @@ class BatchDrainConsumer(AIOKafkaConsumer):
                     if r_offset is not None and offset < r_offset:
                         continue
                     if tp.topic in runtimes:
+                        if r_offset and offset - r_offset > 1 and not runtimes[tp.topic].fills_gaps and \
+                                acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)  # as on Faust's own path
                         batches.setdefault(tp.topic, []).append(message)
                         set_read_offset(tp, offset)
                         continue

@@ -1,4 +1,5 @@
-"""Live bidding on Kafka: an agent on ``liveroom.room-metrics`` that runs the same
+"""Live bidding on Kafka: the batch drain hands ``liveroom.room-metrics`` to a
+runtime (:class:`BiddingRuntime`) that runs the same
 :class:`bidding.live.LiveBidding` as the embedded replay and publishes
 ``liveroom.bid-decisions``. Campaigns come from the compacted
 ``liveroom.campaigns`` topic into a table; both topics are keyed by room and
@@ -19,6 +20,7 @@ No message can crash either agent: a campaign or a snapshot that does not decode
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -28,6 +30,7 @@ from bidding.live import LiveBidding, decode_bidding, encode_bidding
 from streams.core import dead_letter
 from liveroom.kafka.topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, ROOM_METRICS, KafkaConfig
 from streams.models import Campaign, RoomMetrics, no_campaign
+from liveroom.kafka.records import sender
 from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,6 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
            "partitions": config.partitions}
     metrics_topic = app.topic(ROOM_METRICS, **raw)
     campaigns_topic = app.topic(CAMPAIGNS, **raw)
-    decisions_topic = app.topic(BID_DECISIONS, key_serializer="raw", value_serializer="raw")
     dead_topic = app.topic(DEAD_LETTERS, key_serializer="raw", value_serializer="raw")
 
     async def refuse(msg, reason: str, detail: str) -> None:
@@ -55,7 +57,7 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
     campaigns = app.Table("campaigns", partitions=config.partitions, key_type=bytes, value_type=bytes)
 
     def campaign_for(room_id: str) -> Campaign:
-        stored = campaigns.get(room_id.encode())
+        stored = campaigns.data.get(room_id.encode())
         return _campaign.decode(stored) if stored is not None else no_campaign(room_id)
 
     @app.agent(campaigns_topic, name="campaigns")
@@ -78,15 +80,49 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
                 continue
             campaigns[msg.key] = msg.value  # single event in context: its own partition
 
-    @app.agent(metrics_topic, name="bidding")
-    async def bid(stream):
-        async for batch in stream.take_events(config.batch_max, within=config.batch_within_s):
-            live = LiveBidding(campaign_for, strategy=strategy, tick_s=tick_s)
+    runtime = BiddingRuntime(app, state, campaigns, campaign_for, strategy=strategy, tick_s=tick_s,
+                             dead_letter_max_raw=dead_letter_max_raw, stats=stats)
+    app.topics.add(metrics_topic)  # subscribed; its messages go to the batch drain, not to an agent
+    app.batch_runtimes[ROOM_METRICS] = runtime  # type: ignore[attr-defined]
+
+    @app.on_partitions_revoked.connect
+    async def finish_bidding_batch_before_rebalance(app, revoked, **kwargs):  # noqa: ARG001
+        async with runtime.lock:  # the batch in hand is finished (its state and decisions written)
+            pass
+
+
+class BiddingRuntime:
+    """What the batch drain does with a fetched batch of ``liveroom.room-metrics``:
+    the bidding agent, without Faust's per-message cost (about 80 us a message:
+    with 2,000 rooms there is a snapshot every 19 events)."""
+
+    fills_gaps = False  # offsets a rebalance skipped are Faust's gaps, as on its own path (snapshots are cumulative)
+
+    def __init__(self, app: faust.App, state, campaigns, campaign_for, *, strategy: str, tick_s: float,
+                 dead_letter_max_raw: int, stats: WorkerStats | None) -> None:
+        self.app, self.state, self.campaigns, self.campaign_for = app, state, campaigns, campaign_for
+        self.strategy, self.tick_s, self.max_raw, self.stats = strategy, tick_s, dead_letter_max_raw, stats
+        self.lock = asyncio.Lock()
+
+    async def process_batch(self, messages: list) -> list:
+        return await asyncio.shield(self._process(messages))
+
+    def refuse(self, msg, reason: str, detail: str, dead: list) -> None:
+        log.warning("%s at %s@%d refused: %s", msg.tp.topic, msg.partition, msg.offset, detail)
+        dead.append((msg.key, dead_letter(msg.value or b"", reason, detail,
+                                          f"{msg.tp.topic}/{msg.partition}@{msg.offset}", max_raw=self.max_raw)))
+
+    async def _process(self, messages: list) -> list:
+        async with self.lock:
+            assigned = self.app.consumer.assignment()
+            messages = [m for m in messages if m.tp in assigned]  # moved meanwhile: its new owner decides
+            state, campaigns, campaign_for = self.state, self.campaigns, self.campaign_for
+            live = LiveBidding(campaign_for, strategy=self.strategy, tick_s=self.tick_s)
             partitions: dict[str, int] = {}
             snapshots = []
             finished: dict[str, int] = {}
-            for event in batch:
-                msg = event.message
+            dead: list = []
+            for msg in messages:
                 if msg.value is None and msg.key is not None:
                     # the room is finished: after its last snapshots, in its partition's order
                     finished[msg.key.decode("utf-8", "replace")] = msg.partition
@@ -94,10 +130,10 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
                 try:
                     m = _metrics.decode(msg.value or b"")
                 except Exception as exc:  # noqa: BLE001 - our own topic, but anyone with access can write it
-                    await refuse(msg, "invalid_metrics", f"{type(exc).__name__}: {exc}")
+                    self.refuse(msg, "invalid_metrics", f"{type(exc).__name__}: {exc}", dead)
                     continue
                 if m.room_id not in live.rooms:
-                    stored = state.get(m.room_id.encode())
+                    stored = state.data.get(m.room_id.encode())
                     if stored is not None:
                         live.rooms[m.room_id] = decode_bidding(stored)
                 partitions[m.room_id] = msg.partition
@@ -108,28 +144,46 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
             # cap sent, and the snapshots it is handed again are stale to it. (Sent the
             # other way round, a crash between the two let a restored guard decide those
             # snapshots again and count its own caps in place of the ones the ad server had.)
-            written = []
+            out = sender(self.app.producer)
+            state_topic = state.changelog_topic.get_topic_name()
             for room_id, room_state in live.rooms.items():
                 if room_id in finished:
                     continue
                 key, value = room_id.encode(), encode_bidding(room_state)
                 state.data[key] = value
-                written.append(state.send_changelog(partitions[room_id], key, value))
+                await out.add(state_topic, key, value, partitions[room_id])
             for room_id, partition in finished.items():  # deleted: a new broadcast needs a new campaign
                 key = room_id.encode()
                 for table in (state, campaigns):
                     if table.data.pop(key, None) is not None:
-                        written.append(table.send_changelog(partition, key, None))
-            if written:
-                await app.producer.flush()
-                for future in written:
-                    await future  # a state not written stops the agent before its decisions go out
+                        await out.add(table.changelog_topic.get_topic_name(), key, None, partition)
+            await self._written(await out.close(), "a bidding state record")
             currency: dict[str, str | None] = {}  # a room's campaign decoded once a batch, not once a decision
             for d in decisions:
-                await decisions_topic.send(key=d.room_id.encode(), value=_encode(d))
-                if stats is not None:
+                await out.add(BID_DECISIONS, d.room_id.encode(), _encode(d))
+            for key, letter in dead:
+                await out.add(DEAD_LETTERS, key, _encode(letter))
+            await self._written(await out.close(), "a bid decision")
+            stats = self.stats
+            if stats is not None:
+                for d in decisions:
                     if d.room_id not in currency:
                         currency[d.room_id] = campaign_for(d.room_id).currency
                     stats.record_decision(d, currency[d.room_id])
-            if stats is not None and finished:
-                stats.forget_finished(finished)
+                if finished:
+                    stats.forget_finished(finished)
+            return messages
+
+    async def _written(self, sent: list, what: str) -> None:
+        """Flush; a record not written stops the worker before the batch is acked."""
+        if not sent:
+            return
+        await self.app.producer.flush()
+        for future in sent:
+            try:
+                await future
+            except Exception as exc:
+                if self.stats is not None:
+                    self.stats.record_failure(f"{what} was not written: {exc!r}")
+                log.error("bidding: %s was not written (%r); stopping before the batch is acknowledged", what, exc)
+                raise

@@ -46,8 +46,9 @@ import msgspec
 from cliploop.core import ClipLoopCore, count, id_hash
 from cliploop.events import AnyClipEvent
 from cliploop.models import ClipLoopConfig, ClipState, PeriodCounts, RoomClips
-from cliploop.parts import ClipHead, ClipJournal, assemble, room_of, split
-from liveroom.kafka.app import OFFSET_PREFIX, offset_gaps, offset_key, read_back
+from cliploop.parts import ClipHead, ClipJournal, restore, room_of, split
+from liveroom.kafka.app import HEADS, LAST, OFFSET_PREFIX, PARTS, TOMBSTONES, offset_gaps, offset_key, read_back, \
+    write_phases
 from liveroom.kafka.records import sender
 from liveroom.kafka.stats import WorkerStats
 from liveroom.kafka.topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS, KafkaConfig
@@ -100,7 +101,7 @@ class ClipStore:
         self.topic = {id(heads): heads.changelog_topic.get_topic_name(),
                       id(parts): parts.changelog_topic.get_topic_name(),
                       id(legacy): legacy.changelog_topic.get_topic_name()}
-        self.outbox: list[tuple[str, int, bytes, bytes | None]] = []
+        self.outbox: list[tuple[int, str, int, bytes, bytes | None]] = []  # see ``write_phases``
         self.repairs: dict[str, list[tuple[bytes, bytes | None]]] = {}  # room -> records to write first
         self._keys: dict[str, set[bytes]] | None = None  # room -> its part keys in the store (after recovery)
         self.carried: set[str] = set()  # rooms restored from the legacy table, written whole on their next persist
@@ -121,23 +122,22 @@ class ClipStore:
 
     def restore(self, room_id: str) -> RoomClips | None:
         head = self.heads.data.get(room_id.encode())
+        data = self.parts.data
+        room, repairs = restore(head, [(k, data[k]) for k in self.keys().get(room_id, ()) if data.get(k) is not None])
+        if repairs:
+            self.repairs[room_id] = repairs
         if head is None:
             old = self.legacy.data.get(room_id.encode())
             if old is None:
                 return None
             self.carried.add(room_id)
             return from_legacy(old)
-        data = self.parts.data
-        keys = self.keys().get(room_id, set())
-        room, repairs = assemble(head, [(k, data[k]) for k in keys if data.get(k) is not None])
-        if repairs:
-            self.repairs[room_id] = repairs
         return room
 
     def persist(self, room: RoomClips, journal: ClipJournal, partition: int) -> None:
         name = room.room_id
         for key, value in self.repairs.pop(name, []):
-            self._send(self.parts, partition, key, value, name)
+            self._send(self.parts, partition, key, value, name, PARTS)
         legacy = name in self.carried
         if legacy:  # everything it holds is new to the parts
             self.carried.discard(name)
@@ -150,16 +150,16 @@ class ClipStore:
                 journal.ids_from[period] = 0
         parts, head, tombstones = split(room, journal)
         for key, value in parts:
-            self._send(self.parts, partition, key, value, name)
-        self._send(self.heads, partition, name.encode(), head, name)
+            self._send(self.parts, partition, key, value, name, PARTS)
+        self._send(self.heads, partition, name.encode(), head, name, HEADS)
         for key, value in tombstones:
-            self._send(self.parts, partition, key, value, name)
+            self._send(self.parts, partition, key, value, name, TOMBSTONES)
         if legacy:  # carried over: the old record goes
-            self._send(self.legacy, partition, name.encode(), None, name)
+            self._send(self.legacy, partition, name.encode(), None, name, TOMBSTONES)
 
     def open_rooms(self, partition: int) -> list[str]:
-        """Rooms of ``partition`` whose stored head has open periods (a restart
-        must still close them when they are idle)."""
+        """Rooms of ``partition`` whose stored head (or record of an earlier
+        version) has open periods: a restart must still close them when idle."""
         data = self.heads.data
         where = getattr(data, "_key_partition", None) or {}
         rooms = []
@@ -172,10 +172,21 @@ class ClipStore:
                     rooms.append(key.decode("utf-8", "replace"))
             except Exception:  # noqa: BLE001 - not a head of ours
                 continue
+        legacy = self.legacy.data
+        where = getattr(legacy, "_key_partition", None) or {}
+        for key, p in list(where.items()):
+            value = legacy.get(key) if p == partition else None
+            if value is None or data.get(key) is not None:
+                continue  # carried over already
+            try:
+                if _legacy(value).buckets:
+                    rooms.append(key.decode("utf-8", "replace"))
+            except Exception:  # noqa: BLE001 - not a room of ours
+                continue
         return rooms
 
     def mark_offset(self, partition: int, offset: int) -> None:
-        self._send(self.heads, partition, offset_key(partition), _pack(offset), None)
+        self._send(self.heads, partition, offset_key(partition), _pack(offset), None, LAST)
 
     def processed_offset(self, partition: int) -> int | None:
         value = self.heads.data.get(offset_key(partition))
@@ -184,7 +195,7 @@ class ClipStore:
         except Exception:  # noqa: BLE001 - damaged: start from the group's commit
             return None
 
-    def _send(self, table, partition: int, key: bytes, value: bytes | None, room: str | None) -> None:
+    def _send(self, table, partition: int, key: bytes, value: bytes | None, room: str | None, phase: int) -> None:
         """Keep the record in the table's memory (a room let go is restored from
         it) and queue it for the changelog."""
         if value is None:
@@ -197,12 +208,14 @@ class ClipStore:
                 keys.discard(key)
             else:
                 keys.add(key)
-        self.outbox.append((self.topic[id(table)], partition, key, value))
+        self.outbox.append((phase, self.topic[id(table)], partition, key, value))
         self.stats.record_changelog(HEADS_TABLE if table is self.heads else PARTS_TABLE, key, value)
 
 
 class ClipsRuntime:
     """What the batch drain and the timers do for ``liveroom.clip-events``."""
+
+    fills_gaps = True  # reads skipped offsets back itself
 
     def __init__(self, app: faust.App, store: ClipStore, loop: ClipLoopConfig, config: KafkaConfig, *,
                  idle_s: float | None = None, max_event_bytes: int = 65536, dead_letter_max_raw: int = 65536, max_envelope_events: int = 1000,
@@ -314,11 +327,8 @@ class ClipsRuntime:
             if tp in self.offsets:
                 self.store.mark_offset(tp.partition, self.offsets[tp])
         self.unmarked.clear()
-        out = sender(self.app.producer)
         outbox, self.store.outbox = self.store.outbox, []
-        for topic, partition, key, value in outbox:
-            await out.add(topic, key, value, partition)
-        await self._written(await out.close(), "a clip state record")
+        await write_phases(self.app.producer, outbox, self._written, "a clip state record")
         acks, self.unacked = self.unacked, []
         self.persisted_at = time.monotonic()
         return acks

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
 from liveroom.embedded.replay import read_jsonl, replay_session
-from liveroom.kafka.app import offset_key
+from liveroom.kafka.app import STATE_TABLE, offset_key
 from sessions.envelopes import Envelopes
 from sessions.folder import open_session
 from sessions.synth import churn_session
@@ -250,3 +250,54 @@ def test_a_message_on_another_partition_than_its_keys_is_refused():
                  _message("r1", other, 0, event_id="e2", ts=1_700_000_001.0)])
     assert [d.reason for d in driven.dead_letters()] == ["wrong_partition"]
     assert driven.runtime.core.processed == 1
+
+
+def test_viewers_of_a_first_persist_whose_head_never_landed_are_not_taken_up_later():
+    """Found for the clip loop's parts and true of the rooms' too: a room's first
+    persist cut after its viewer records, before its head. The next first persist
+    (gen 1 again) holds u1 alone: u2, whose entry it never saw, must not be
+    online in the restored room."""
+    driven = Driven(CoreConfig(), 1, persist_s=float("inf"))
+    t0 = 1_700_000_000.0
+    enter1 = _message("r", 0, 0, event_id="e0", ts=t0, type="enter", user_id="u1")
+    enter2 = _message("r", 0, 1, event_id="e1", ts=t0 + 1, type="enter", user_id="u2")
+    driven.feed([enter1, enter2, _message("r", 0, 2, event_id="e2", ts=t0 + 60)])  # the last closes their tick
+    driven.persist()
+    heads = f"app-{STATE_TABLE}-changelog"
+    first_head = next(i for i, (topic, key, *_) in enumerate(driven.changelog) if topic == heads and key == b"r")
+    assert any(key[:1] != b"r" and b"u2" in key for _, key, *_ in driven.changelog[:first_head])  # u2's record
+    driven.changelog = driven.changelog[:first_head]  # killed before the head (and the offset) landed
+    driven.restart()
+    driven.feed([enter1, _message("r", 0, 1, event_id="e2", ts=t0 + 60)])
+    driven.persist()
+    driven.restart()
+    assert driven.runtime.store.restore("r", {}).online == {"u1"}
+
+
+def test_a_refused_part_leaves_no_head_and_no_processed_offset_written():
+    """Found by a tester (clip loop, and the rooms write the same way): the parts
+    changelog refused a record, yet the head and the processed offset (another
+    topic) were written, so the next owner skipped events whose state was lost.
+    Records go in phases now, each checked before the next."""
+    import asyncio
+
+    driven = Driven(CoreConfig(), 1, persist_s=float("inf"))
+    t0 = 1_700_000_000.0
+    driven.feed([_message("r", 0, i, event_id=f"e{i}", ts=t0 + 30 * i, type="enter", user_id=f"u{i}")
+                 for i in range(3)])
+    producer = driven.app.producer
+    sent = producer.send
+
+    async def refusing(topic, key, value, partition, timestamp, headers):
+        if topic.endswith("room-parts-changelog"):
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(RuntimeError("MessageSizeTooLargeError"))
+            return future
+        return await sent(topic, key, value, partition, timestamp, headers)
+
+    producer.send = refusing
+    with pytest.raises(RuntimeError):
+        driven.persist()
+    topics = {topic for topic, *_ in producer.records}
+    assert not any(t.endswith("room-state-changelog") for t in topics), topics
+    assert driven.runtime.stats.write_failures == 1
