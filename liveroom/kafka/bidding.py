@@ -87,8 +87,7 @@ def add_bidding(app: faust.App, config: KafkaConfig, *, strategy: str, tick_s: f
 
     @app.on_partitions_revoked.connect
     async def finish_bidding_batch_before_rebalance(app, revoked, **kwargs):  # noqa: ARG001
-        async with runtime.lock:  # the batch in hand is finished (its state and decisions written)
-            pass
+        await runtime.barrier()  # the batches taken are finished (their state and decisions written)
 
 
 class BiddingRuntime:
@@ -103,9 +102,39 @@ class BiddingRuntime:
         self.app, self.state, self.campaigns, self.campaign_for = app, state, campaigns, campaign_for
         self.strategy, self.tick_s, self.max_raw, self.stats = strategy, tick_s, dead_letter_max_raw, stats
         self.lock = asyncio.Lock()
+        # Batches are decided by a task of their own, in the order taken: the drain goes on
+        # with the rooms' events while a batch waits for its state to be acknowledged (as
+        # when bidding was a Faust agent). At most a few batches wait: then the drain does.
+        self.queue: asyncio.Queue | None = None
+        self.task: asyncio.Task | None = None
 
     async def process_batch(self, messages: list) -> list:
-        return await asyncio.shield(self._process(messages))
+        """Queue the batch; its messages are acked by the bidding task once decided."""
+        if self.task is None or self.task.done():
+            if self.task is not None and self.task.exception() is not None:
+                raise self.task.exception()  # a write failed: the worker stops (the batch was never acked)
+            self.queue = asyncio.Queue(maxsize=4)
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        await self.queue.put(messages)
+        return []
+
+    async def _run(self) -> None:
+        queue, ack = self.queue, self.app.consumer.ack
+        while True:
+            messages = await queue.get()
+            try:
+                for message in await asyncio.shield(self._process(messages)):
+                    ack(message)
+            except Exception as exc:
+                await self.app.crash(exc)  # not acked: the worker stops, its successor decides the batch
+                raise
+            finally:
+                queue.task_done()
+
+    async def barrier(self) -> None:
+        """Every batch taken so far decided and written (a rebalance waits for it)."""
+        if self.queue is not None and self.task is not None and not self.task.done():
+            await self.queue.join()
 
     def refuse(self, msg, reason: str, detail: str, dead: list) -> None:
         log.warning("%s at %s@%d refused: %s", msg.tp.topic, msg.partition, msg.offset, detail)
