@@ -76,10 +76,13 @@ OFFSET_PREFIX = b"\xffoffset/"  # not UTF-8: never a room id
 
 
 # A persist's changelog records go in phases, each flushed and checked before the next:
-# a head never lands unless its parts did, and a processed offset never unless the state
-# it stands for did. (One stream of records could not promise that: the two tables are
-# two topics, and a refused part left the head and the offset written, so the next owner
-# skipped events whose state was lost.)
+# parts; heads, then the partitions' processed offsets (the same topic-partitions, after
+# them); tombstones; finish markers. A head never lands unless its parts did, nor an
+# offset unless its parts did. (One stream of records could not promise that: the two
+# tables are two topics, and a refused part left the head and the offset written, so
+# the next owner skipped events whose state was lost.) Heads and offsets share a phase
+# so that a failure in a later one cannot leave heads without their offset; see
+# docs/architecture.md for what a crash inside the heads phase can still do.
 PARTS, HEADS, TOMBSTONES, LAST = 1, 2, 3, 4
 
 
@@ -222,7 +225,7 @@ class RoomStore:
         key = offset_key(partition)
         value = _encode_offset((offset, clock))  # and the partition's clock, restored as it was
         self.heads.data[key] = value
-        self._send(self.heads, partition, key, value, LAST)
+        self._send(self.heads, partition, key, value, HEADS)  # after the heads, on their topic-partition
 
     def processed_offset(self, partition: int) -> tuple[int | None, float | None]:
         """The stored processed offset and partition clock (None, None: none stored)."""

@@ -161,6 +161,9 @@ class BiddingRuntime:
                 except Exception as exc:  # noqa: BLE001 - our own topic, but anyone with access can write it
                     self.refuse(msg, "invalid_metrics", f"{type(exc).__name__}: {exc}", dead)
                     continue
+                if msg.key != m.room_id.encode():  # its room's state lives on its key's partition only
+                    self.refuse(msg, "key_mismatch", "the message key is not the snapshot's room", dead)
+                    continue
                 if m.room_id not in live.rooms:
                     stored = state.data.get(m.room_id.encode())
                     if stored is not None:

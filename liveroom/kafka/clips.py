@@ -47,7 +47,7 @@ from cliploop.core import ClipLoopCore, count, id_hash
 from cliploop.events import AnyClipEvent
 from cliploop.models import ClipLoopConfig, ClipState, PeriodCounts, RoomClips
 from cliploop.parts import ClipHead, ClipJournal, restore, room_of, split
-from liveroom.kafka.app import HEADS, LAST, OFFSET_PREFIX, PARTS, TOMBSTONES, offset_gaps, offset_key, read_back, \
+from liveroom.kafka.app import HEADS, OFFSET_PREFIX, PARTS, TOMBSTONES, offset_gaps, offset_key, read_back, \
     write_phases
 from liveroom.kafka.records import sender
 from liveroom.kafka.stats import WorkerStats
@@ -186,7 +186,7 @@ class ClipStore:
         return rooms
 
     def mark_offset(self, partition: int, offset: int) -> None:
-        self._send(self.heads, partition, offset_key(partition), _pack(offset), None, LAST)
+        self._send(self.heads, partition, offset_key(partition), _pack(offset), None, HEADS)  # after the heads
 
     def processed_offset(self, partition: int) -> int | None:
         value = self.heads.data.get(offset_key(partition))
