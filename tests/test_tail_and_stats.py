@@ -160,3 +160,17 @@ def test_a_decision_that_says_budget_spent_says_what_is_committed():
          "spent": 88.68, "committed": 151.32}
     (line,) = format_message(BID_DECISIONS, msgspec.json.encode(d))
     assert line.endswith("Why: budget spent (spent or committed: caps count as spent until a report covers them)")
+
+
+def test_the_clip_loops_records_count_as_bytes_only_not_as_room_heads():
+    """The clip loop's changelog records went into the rooms' head sizes (a dict
+    keyed by every clip part ever written, never emptied): now bytes only."""
+    from liveroom.kafka.stats import WorkerStats
+
+    stats = WorkerStats()
+    for n in range(1000):
+        stats.record_changelog("clip-parts", b"\x94\xa1i\xa1r%d" % n, b"x" * 100)
+        stats.record_changelog("clip-heads", b"r%d" % n, b"y" * 30)
+    stats.record_changelog("room-state", b"room-1", b"z" * 50)
+    assert stats.head_bytes == {"room-1": 56}
+    assert stats.changelog_bytes["clip-parts"] > 100_000 and stats.changelog_bytes["clip-heads"] > 30_000

@@ -209,7 +209,8 @@ class ClipStore:
             else:
                 keys.add(key)
         self.outbox.append((phase, self.topic[id(table)], partition, key, value))
-        self.stats.record_changelog(HEADS_TABLE if table is self.heads else PARTS_TABLE, key, value)
+        self.stats.record_changelog(HEADS_TABLE if table is self.heads else PARTS_TABLE if table is self.parts
+                                    else LEGACY_TABLE, key, value)
 
 
 class ClipsRuntime:

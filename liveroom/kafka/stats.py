@@ -108,7 +108,7 @@ class WorkerStats:
         self.changelog_bytes[table] = self.changelog_bytes.get(table, 0) + len(key) + len(value or b"")
         if table == "room-parts":
             self.parts.write(key, value)
-        elif value is not None:
+        elif table == "room-state" and value is not None:  # other tables (the clip loop's): bytes only
             self.head_bytes[key.decode("utf-8", "replace")] = len(key) + len(value)
 
     def record_failure(self, what: str) -> None:
