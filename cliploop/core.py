@@ -118,6 +118,12 @@ class ClipLoopCore:
         for i, item in enumerate(items):
             self.feed(item, f"{where}#{i}", expect_room=expect_room)
 
+    def reject_input(self, raw: bytes, *, reason: str, detail: str, where: str) -> None:
+        """An input its adapter refuses before decoding (a Kafka message on another
+        partition than its key's): one input, one dead letter."""
+        self.inputs += 1
+        self._reject(raw, reason, detail, where, None)
+
     def feed_event(self, event, where: str = "simulator") -> None:
         """A typed event (the simulator's; it never needs decoding)."""
         self.inputs += 1

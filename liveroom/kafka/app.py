@@ -61,7 +61,7 @@ from liveroom.kafka.topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, K
 from streams.partitions import PartitionClocks, partition_for
 from streams.room import RoomProcessor, RoomState
 from streams.room_parts import assemble, finish_records, finished_at, finished_marker, presence_key, split
-from liveroom.kafka.records import sender
+from liveroom.kafka.records import HEADS, LAST, PARTS, TOMBSTONES, confirm, sender, write_phases
 from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -75,27 +75,24 @@ _encode_offset = msgspec.msgpack.Encoder().encode
 OFFSET_PREFIX = b"\xffoffset/"  # not UTF-8: never a room id
 
 
-# A persist's changelog records go in phases, each flushed and checked before the next:
-# parts; heads, then the partitions' processed offsets (the same topic-partitions, after
-# them); tombstones; finish markers. A head never lands unless its parts did, nor an
-# offset unless its parts did. (One stream of records could not promise that: the two
-# tables are two topics, and a refused part left the head and the offset written, so
-# the next owner skipped events whose state was lost.) Heads and offsets share a phase
-# so that a failure in a later one cannot leave heads without their offset; see
-# docs/architecture.md for what a crash inside the heads phase can still do.
-PARTS, HEADS, TOMBSTONES, LAST = 1, 2, 3, 4
+def key_room(key: bytes | None) -> str:
+    """The room a message key names: "" for none, and a non-UTF-8 key names no
+    room an event can have (its events are ``key_mismatch``)."""
+    try:
+        return key.decode() if key else ""
+    except UnicodeDecodeError:
+        return "\0not-utf-8"
 
 
-async def write_phases(producer, outbox: list, written, what: str) -> None:
-    """Send ``(phase, topic, partition, key, value)`` records phase by phase (in
-    their order within a phase); ``written`` flushes and checks each phase's
-    futures, raising on the first failure, so no later phase is sent."""
-    for phase in sorted({r[0] for r in outbox}):
-        out = sender(producer)
-        for p, topic, partition, key, value in outbox:
-            if p == phase:
-                await out.add(topic, key, value, partition)
-        await written(await out.close(), what)
+def misplaced(key: bytes | None, room: str, held: int | None, partition: int, partitions: int) -> str | None:
+    """Why a message on ``partition`` is not where its key's room lives (``held``:
+    the partition of the room's state if this worker holds it, else Kafka's default
+    partitioner decides), or None when it is. Another partitioner or partition
+    count would split a room's state over two partitions: a ``wrong_partition``."""
+    home = held if held is not None else (partition_for(key, partitions) if key else partition)
+    if home == partition:
+        return None
+    return f"key {room!r} belongs on partition {home} of {partitions} (Kafka's default partitioner), not {partition}"
 
 
 def offset_key(partition: int) -> bytes:
@@ -374,17 +371,13 @@ class RoomsRuntime:
                     continue  # re-delivered after a rebalance and processed already
                 offsets[tp] = offset
                 partition = tp.partition
-                try:
-                    room = key.decode() if key else ""
-                except UnicodeDecodeError:
-                    room = "\0not-utf-8"  # never an event's room: its events are key_mismatch
+                room = key_room(key)
                 fresh_room = room not in procs
-                home = partition_of.get(room, partition) if not fresh_room else (
-                    partition_for(key, self.config.partitions) if key else partition)
-                if home != partition:  # another partitioner, or another partition count: its state lives elsewhere
-                    core.reject_input(msg.value or b"", reason="wrong_partition",
-                                      detail=f"key {room!r} belongs on partition {home} of {self.config.partitions} "
-                                      f"(Kafka's default partitioner), not {partition}", where=f"{partition}@{offset}")
+                wrong = misplaced(key, room, None if fresh_room else partition_of.get(room, partition), partition,
+                                  self.config.partitions)
+                if wrong is not None:
+                    core.reject_input(msg.value or b"", reason="wrong_partition", detail=wrong,
+                                      where=f"{partition}@{offset}")
                     self.last_input[tp] = now
                     continue
                 if fresh_room:
@@ -547,15 +540,7 @@ class RoomsRuntime:
         await write_phases(self.app.producer, outbox, self._written, "a state record")
 
     async def _written(self, sent: list, what: str) -> None:
-        """Flush, and stop the worker if any of ``sent`` was not written."""
-        await self.app.producer.flush()
-        for future in sent:
-            try:
-                await future
-            except Exception as exc:
-                self.stats.record_failure(f"{what} was not written: {exc!r}")
-                log.error("rooms agent: %s was not written (%r); stopping before the batch is acknowledged", what, exc)
-                raise
+        await confirm(self.app.producer, sent, what, stats=self.stats, who="rooms agent")
 
     async def progress(self) -> None:
         """Every ``progress_s``: events per second and consumer lag for the pages,

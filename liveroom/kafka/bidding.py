@@ -30,7 +30,7 @@ from bidding.live import LiveBidding, decode_bidding, encode_bidding
 from streams.core import dead_letter
 from liveroom.kafka.topics import BID_DECISIONS, CAMPAIGNS, DEAD_LETTERS, ROOM_METRICS, KafkaConfig
 from streams.models import Campaign, RoomMetrics, no_campaign
-from liveroom.kafka.records import sender
+from liveroom.kafka.records import confirm, sender
 from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -207,15 +207,4 @@ class BiddingRuntime:
             return messages
 
     async def _written(self, sent: list, what: str) -> None:
-        """Flush; a record not written stops the worker before the batch is acked."""
-        if not sent:
-            return
-        await self.app.producer.flush()
-        for future in sent:
-            try:
-                await future
-            except Exception as exc:
-                if self.stats is not None:
-                    self.stats.record_failure(f"{what} was not written: {exc!r}")
-                log.error("bidding: %s was not written (%r); stopping before the batch is acknowledged", what, exc)
-                raise
+        await confirm(self.app.producer, sent, what, stats=self.stats, who="bidding")

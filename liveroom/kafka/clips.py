@@ -47,12 +47,10 @@ from cliploop.core import ClipLoopCore, count, id_hash
 from cliploop.events import AnyClipEvent
 from cliploop.models import ClipLoopConfig, ClipState, PeriodCounts, RoomClips
 from cliploop.parts import ClipHead, ClipJournal, restore, room_of, split
-from liveroom.kafka.app import HEADS, OFFSET_PREFIX, PARTS, TOMBSTONES, offset_gaps, offset_key, read_back, \
-    write_phases
-from liveroom.kafka.records import sender
+from liveroom.kafka.app import OFFSET_PREFIX, key_room, misplaced, offset_gaps, offset_key, read_back
+from liveroom.kafka.records import HEADS, PARTS, TOMBSTONES, confirm, sender, write_phases
 from liveroom.kafka.stats import WorkerStats
 from liveroom.kafka.topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS, KafkaConfig
-from streams.partitions import partition_for
 
 log = logging.getLogger(__name__)
 HEADS_TABLE = "clip-heads"
@@ -279,18 +277,11 @@ class ClipsRuntime:
                     continue  # re-delivered, and in the state already
                 offsets[tp] = offset
                 partition = tp.partition
-                try:
-                    room = key.decode() if key else ""
-                except UnicodeDecodeError:
-                    room = "\0not-utf-8"  # never an event's room: its events are key_mismatch
-                home = self.partition_of.get(room)
-                if home is None:
-                    home = partition_for(key, partitions) if key else partition
+                room = key_room(key)
                 where = f"{CLIP_EVENTS}/{partition}@{offset}"
-                if home != partition:
-                    core.inputs += 1
-                    core._reject(msg.value or b"", "wrong_partition", f"key {room!r} belongs on partition {home} of "
-                                 f"{partitions} (Kafka's default partitioner), not {partition}", where, None)
+                wrong = misplaced(key, room, self.partition_of.get(room), partition, partitions)
+                if wrong is not None:
+                    core.reject_input(msg.value or b"", reason="wrong_partition", detail=wrong, where=where)
                     continue
                 core.feed(msg.value or b"", where, expect_room=room)
                 if room in core.rooms:
@@ -335,14 +326,7 @@ class ClipsRuntime:
         return acks
 
     async def _written(self, sent: list, what: str) -> None:
-        await self.app.producer.flush()
-        for future in sent:
-            try:
-                await future
-            except Exception as exc:
-                self.stats.record_failure(f"{what} was not written: {exc!r}")
-                log.error("clip loop: %s was not written (%r); stopping before the batch is acknowledged", what, exc)
-                raise
+        await confirm(self.app.producer, sent, what, stats=self.stats, who="clip loop")
 
     async def persist_due(self) -> None:
         if not (self.unacked or self.dirty) or time.monotonic() - self.persisted_at < self.config.persist_s:

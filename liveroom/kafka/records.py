@@ -18,8 +18,11 @@ in-process app that tests drive the runtime with.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from streams.partitions import partition_for
+
+log = logging.getLogger(__name__)
 
 
 def _failed(exc: BaseException) -> asyncio.Future:
@@ -111,3 +114,43 @@ def sender(producer):
         if hasattr(inner, "create_batch") and hasattr(inner, "send_batch"):
             return BatchSender(inner)
     return PlainSender(producer)
+
+
+async def confirm(producer, sent: list, what: str, *, stats, who: str) -> None:
+    """Flush, then check every future of ``sent``: the first record not written
+    marks the worker failed (``/healthz``) and raises, so the batch it belongs to
+    is never acked and the worker stops; its successor redoes the batch."""
+    if not sent:
+        return
+    await producer.flush()
+    for future in sent:
+        try:
+            await future
+        except Exception as exc:
+            if stats is not None:
+                stats.record_failure(f"{what} was not written: {exc!r}")
+            log.error("%s: %s was not written (%r); stopping before the batch is acknowledged", who, what, exc)
+            raise
+
+
+# A persist's changelog records go in phases, each flushed and checked before the next:
+# parts; heads, then the partitions' processed offsets (the same topic-partitions, after
+# them); tombstones; finish markers. A head never lands unless its parts did, nor an
+# offset unless its parts did. (One stream of records could not promise that: the two
+# tables are two topics, and a refused part left the head and the offset written, so
+# the next owner skipped events whose state was lost.) Heads and offsets share a phase
+# so that a failure in a later one cannot leave heads without their offset; see
+# docs/architecture.md for what a crash inside the heads phase can still do.
+PARTS, HEADS, TOMBSTONES, LAST = 1, 2, 3, 4
+
+
+async def write_phases(producer, outbox: list, written, what: str) -> None:
+    """Send ``(phase, topic, partition, key, value)`` records phase by phase (in
+    their order within a phase); ``written`` flushes and checks each phase's
+    futures, raising on the first failure, so no later phase is sent."""
+    for phase in sorted({r[0] for r in outbox}):
+        out = sender(producer)
+        for p, topic, partition, key, value in outbox:
+            if p == phase:
+                await out.add(topic, key, value, partition)
+        await written(await out.close(), what)
