@@ -257,7 +257,46 @@ class RoomStore:
         self.stats.record_changelog(self.name[id(table)], key, value)
 
 
-class RoomsRuntime:
+class PersistCadence:
+    """What the rooms and clip runtimes share about writing their state: at most
+    every ``persist_s``, and a batch's messages acked only once the state they
+    made is written (so a committed offset never runs ahead of the changelogs).
+    A runtime has ``app``, ``config``, ``lock``, ``dirty``, ``unacked``,
+    ``unmarked``, ``persisted_at``, ``_publish()`` and ``_persist()``."""
+
+    async def _end_batch(self, received: list, processed: list) -> list:
+        """Publish the batch's outputs; write the state if it is due. Returns the
+        messages that may be acked now."""
+        self.unacked.extend(received)
+        self.unmarked.update(m.tp for m in processed)
+        await self._publish()
+        if time.monotonic() - self.persisted_at >= self.config.persist_s:
+            return await self._persist()
+        return []
+
+    async def _persist_and_ack(self) -> None:
+        ack = self.app.consumer.ack
+        for message in await self._persist():
+            ack(message)
+
+    async def persist_due(self) -> None:
+        """The timer's part: state not written for ``persist_s`` (no batch came to
+        write it) is written, and its messages acked."""
+        if not (self.unacked or self.dirty) or time.monotonic() - self.persisted_at < self.config.persist_s:
+            return
+        async with self.lock:
+            await self._persist_and_ack()
+
+    async def barrier(self) -> None:
+        """Called when partitions are revoked: wait for the batch in hand, write
+        what is not written yet and ack its messages (a new owner skips what the
+        written state holds, should the commit not make it)."""
+        async with self.lock:
+            await self._persist_and_ack()
+            await self.app.producer.flush()
+
+
+class RoomsRuntime(PersistCadence):
     """What the batch drain and the idle timer do; holds no Faust magic of its own."""
 
     fills_gaps = True  # reads skipped offsets back itself (room events must not go missing)
@@ -395,12 +434,7 @@ class RoomsRuntime:
                     touched.setdefault(room, partition_of[room])
             changed.clear()
             self.dirty.update(touched)
-            self.unacked.extend(received)
-            self.unmarked.update(m.tp for m in messages)
-            await self._publish()
-            acks = []
-            if time.monotonic() - self.persisted_at >= self.config.persist_s:
-                acks = await self._persist()
+            acks = await self._end_batch(received, messages)
         self.stats.record_batch(time.perf_counter() - started)
         return acks
 
@@ -425,28 +459,8 @@ class RoomsRuntime:
         self.persisted_at = time.monotonic()
         return acks
 
-    async def persist_due(self) -> None:
-        """The timer's part: state not written for ``persist_s`` (no batch came to
-        write it) is written, and its messages acked."""
-        if not (self.unacked or self.dirty) or time.monotonic() - self.persisted_at < self.config.persist_s:
-            return
-        async with self.lock:
-            ack = self.app.consumer.ack
-            for message in await self._persist():
-                ack(message)
-
     async def _fill(self, messages: list, gaps: list[tuple]) -> list:
         return await read_back(self.app, self.config, messages, gaps, "rooms agent")
-
-    async def barrier(self) -> None:
-        """Called when partitions are revoked: wait for the batch in hand, write
-        what is not written yet and ack its messages (a new owner skips what the
-        written state holds, should the commit not make it)."""
-        async with self.lock:
-            ack = self.app.consumer.ack
-            for message in await self._persist():
-                ack(message)
-            await self.app.producer.flush()
 
     def keep_only(self, assigned) -> None:
         """A new assignment: forget partitions that moved away, and the rooms of
@@ -503,9 +517,7 @@ class RoomsRuntime:
                     self.dirty[room] = tp.partition
                     flushed += 1
             await self._publish()
-            ack = self.app.consumer.ack
-            for message in await self._persist():
-                ack(message)
+            await self._persist_and_ack()
             if flushed:
                 log.info("flushed %d room(s) of idle partitions", flushed)
 

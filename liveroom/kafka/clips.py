@@ -47,7 +47,7 @@ from cliploop.core import ClipLoopCore, count, id_hash
 from cliploop.events import AnyClipEvent
 from cliploop.models import ClipLoopConfig, ClipState, PeriodCounts, RoomClips
 from cliploop.parts import ClipHead, ClipJournal, restore, room_of, split
-from liveroom.kafka.app import OFFSET_PREFIX, key_room, misplaced, offset_gaps, offset_key, read_back
+from liveroom.kafka.app import OFFSET_PREFIX, PersistCadence, key_room, misplaced, offset_gaps, offset_key, read_back
 from liveroom.kafka.records import HEADS, PARTS, TOMBSTONES, confirm, sender, write_phases
 from liveroom.kafka.stats import WorkerStats
 from liveroom.kafka.topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS, KafkaConfig
@@ -211,7 +211,7 @@ class ClipStore:
                                     else LEGACY_TABLE, key, value)
 
 
-class ClipsRuntime:
+class ClipsRuntime(PersistCadence):
     """What the batch drain and the timers do for ``liveroom.clip-events``."""
 
     fills_gaps = True  # reads skipped offsets back itself
@@ -288,13 +288,7 @@ class ClipsRuntime:
                     self.partition_of[room] = partition
                     self.last_event[room] = now
                     self.dirty.add(room)
-            self.unacked.extend(received)
-            self.unmarked.update(m.tp for m in messages)
-            await self._publish()
-            acks = []
-            if time.monotonic() - self.persisted_at >= self.config.persist_s:
-                acks = await self._persist()
-        return acks
+            return await self._end_batch(received, messages)
 
     async def _publish(self) -> None:
         """Outputs first, flushed and checked (see ``RoomsRuntime._publish``)."""
@@ -327,14 +321,6 @@ class ClipsRuntime:
 
     async def _written(self, sent: list, what: str) -> None:
         await confirm(self.app.producer, sent, what, stats=self.stats, who="clip loop")
-
-    async def persist_due(self) -> None:
-        if not (self.unacked or self.dirty) or time.monotonic() - self.persisted_at < self.config.persist_s:
-            return
-        async with self.lock:
-            ack = self.app.consumer.ack
-            for message in await self._persist():
-                ack(message)
 
     async def flush_idle(self) -> None:
         """Rooms idle for ``idle_s`` (wall clock) with nothing of their partition
@@ -375,9 +361,7 @@ class ClipsRuntime:
                     self.dirty.add(room)
                     flushed += 1
             await self._publish()
-            ack = self.app.consumer.ack
-            for message in await self._persist():
-                ack(message)
+            await self._persist_and_ack()
             for room in idle:  # written: rooms with nothing open leave memory
                 held = self.core.rooms.get(room)
                 if room in self.last_event and (held is None or not held.open) and \
@@ -392,12 +376,6 @@ class ClipsRuntime:
         self.partition_of.pop(room, None)
         self.last_event.pop(room, None)
         self.dirty.discard(room)
-
-    async def barrier(self) -> None:
-        async with self.lock:
-            ack = self.app.consumer.ack
-            for message in await self._persist():
-                ack(message)
 
     def keep_only(self, assigned) -> None:
         kept = {tp.partition for tp in assigned if tp.topic == CLIP_EVENTS}
