@@ -137,3 +137,4 @@ class RoomClips(msgspec.Struct, kw_only=True):
     entries: int = 0  # room entries drawn by all its clips, and clicks to the room: the room's
     room_clicks: int = 0  # conversion from a click to an entry
     gen: int = 0  # persists of this state so far (see ``cliploop/parts.py``)
+    done: int = -1  # the Kafka runtime's: the partition offset this state holds the room's messages through

@@ -48,6 +48,7 @@ class ClipHead(msgspec.Struct, array_like=True):
     entries: int
     room_clicks: int
     ids: dict[int, int]  # open period -> how many id hashes its chunks hold
+    done: int = -1  # the partition offset the room's messages are held through (written by the Kafka runtime)
 
 
 _head = msgspec.msgpack.Decoder(ClipHead).decode
@@ -127,7 +128,7 @@ def split(room: RoomClips, journal: ClipJournal) -> tuple[list, bytes, list]:
         tombstones.extend((ids_key(name, period, n), None) for n in range(_chunks(held)))
     head = _pack(ClipHead(room_id=name, gen=gen, max_ts=room.max_ts, closed_through=room.closed_through,
                           entries=room.entries, room_clicks=room.room_clicks,
-                          ids={p: len(s) // 8 for p, s in room.seen.items()}))
+                          ids={p: len(s) // 8 for p, s in room.seen.items()}, done=room.done))
     room.gen = gen
     journal.__init__()
     return parts, head, tombstones
@@ -138,7 +139,7 @@ def assemble(head_bytes: bytes, records: Iterable[tuple[bytes, bytes]]) -> tuple
     repair records that make the store agree with it (see the module docstring)."""
     head = _head(head_bytes)
     room = RoomClips(room_id=head.room_id, max_ts=head.max_ts, closed_through=head.closed_through,
-                     entries=head.entries, room_clicks=head.room_clicks, gen=head.gen)
+                     entries=head.entries, room_clicks=head.room_clicks, gen=head.gen, done=head.done)
     repairs: list[tuple[bytes, bytes | None]] = []
     chunks: dict[int, dict[int, bytes]] = {}
     for key, value in records:

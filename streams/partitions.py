@@ -93,17 +93,21 @@ class PartitionClocks:
     after feeding it each message of a partition, in the partition's order.
     ``on_finish(proc, partition)`` is called with a finished room's processor
     (its final state and journal; its outputs are in the core's outputs), ``on_forget(room, partition)`` when
-    its marker expires. Rooms whose ticks were closed by the clock are collected
-    in :attr:`changed` for a runtime that persists them.
+    its marker expires, ``on_move(partition, room, clock)`` when a room's message
+    moved the clock (before what that makes due runs). Rooms whose ticks were
+    closed by the clock are collected in :attr:`changed` for a runtime that
+    persists them.
     """
 
     def __init__(self, core, config: CoreConfig, *,
                  on_finish: Callable[[RoomProcessor, int], None] | None = None,
-                 on_forget: Callable[[str, int], None] | None = None) -> None:
+                 on_forget: Callable[[str, int], None] | None = None,
+                 on_move: Callable[[int, str, float], None] | None = None) -> None:
         self.core = core
         self.config = config
         self.on_finish = on_finish
         self.on_forget = on_forget
+        self.on_move = on_move
         self.clock: dict[int, float] = {}
         self.heaps: dict[int, list[tuple[float, int, str]]] = {}
         self.due: dict[str, float] = {}  # room -> its entry's due time (older entries are stale)
@@ -129,7 +133,21 @@ class PartitionClocks:
             # clock moves at most ``max_future_s`` at a time (the room keeps its own).
             if clock < st.max_ts <= clock + self.config.max_future_s or clock == -INF:
                 self.clock[partition] = st.max_ts
+                if self.on_move is not None:
+                    self.on_move(partition, room, st.max_ts)
             self._schedule(partition, room, room_due(st, st.buckets, self.config))
+        heap = self.heaps.get(partition)
+        if heap and heap[0][0] <= self.clock.get(partition, -INF):
+            self._run(partition)
+
+    def after_held_message(self, partition: int, clock: float | None) -> None:
+        """A message re-delivered to a room whose stored state already holds it
+        (see the Kafka runtime): it is not fed again, but the partition's clock
+        takes the value the message gave it the first time (``clock``, kept with
+        the room; None: it did not move), and what that makes due runs, so the
+        other rooms' ticks close where they did."""
+        if clock is not None and clock > self.clock.get(partition, -INF):
+            self.clock[partition] = clock
         heap = self.heaps.get(partition)
         if heap and heap[0][0] <= self.clock.get(partition, -INF):
             self._run(partition)

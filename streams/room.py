@@ -112,6 +112,11 @@ class RoomState(msgspec.Struct, kw_only=True):
     # kept by stores that write in parts (streams/room_parts.py): persist count, and stored segments per open tick
     gen: int = 0
     segments: dict[int, int] = msgspec.field(default_factory=dict)
+    # kept by the Kafka runtime (liveroom/kafka/app.py): the partition offset this state holds the
+    # room's messages through, and the partition clock's moves that its messages made since the
+    # partition's processed offset last written, as (offset, clock); see "Re-delivery" there
+    done: int = -1
+    moves: list[tuple[int, float]] = msgspec.field(default_factory=list)
 
 
 class Outputs:

@@ -61,7 +61,7 @@ from liveroom.kafka.topics import DEAD_LETTERS, EVENTS, MOMENTS, ROOM_METRICS, K
 from streams.partitions import PartitionClocks, partition_for
 from streams.room import RoomProcessor, RoomState
 from streams.room_parts import assemble, finish_records, finished_at, finished_marker, presence_key, split
-from liveroom.kafka.records import HEADS, LAST, PARTS, TOMBSTONES, confirm, sender, write_phases
+from liveroom.kafka.records import HEADS, LAST, OFFSETS, PARTS, TOMBSTONES, confirm, sender, write_phases
 from liveroom.kafka.stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ _decode_any = msgspec.msgpack.Decoder().decode
 _decode_head = msgspec.msgpack.Decoder(RoomState).decode
 _encode_offset = msgspec.msgpack.Encoder().encode
 OFFSET_PREFIX = b"\xffoffset/"  # not UTF-8: never a room id
+# Clock moves kept for room heads between two persists, at most about this many (a
+# persist comes sooner when they reach it): a head holds its room's, 15 bytes each.
+MAX_MOVES = 2048
 
 
 def key_room(key: bytes | None) -> str:
@@ -184,9 +187,19 @@ class RoomStore:
         self._forget(looked_up + [presence_key(room, user) for user, _ in viewers])
         return state
 
-    def persist(self, proc: RoomProcessor, partition: int) -> None:
+    def persist(self, proc: RoomProcessor, partition: int, done: int = -1, marked: int = -1,
+                moves: list | None = None) -> None:
+        """Queue a room's changes. Its head says it holds the room's messages
+        through offset ``done`` and keeps the clock ``moves`` its messages made
+        after ``marked`` (the partition's processed offset last written): should
+        the heads land and the offset not, a successor skips those messages for
+        this room and replays their clock (see ``RoomsRuntime._process``)."""
         state = proc.state
         key = state.room_id.encode()
+        if done > state.done:
+            state.done = done
+        kept = [m for m in state.moves if m[0] > marked] if state.moves else []
+        state.moves = kept + moves if moves else kept
         parts, head, tombstones = split(state, proc.journal)
         for k, v in parts:
             self._send(self.parts, partition, k, v, PARTS)
@@ -195,11 +208,12 @@ class RoomStore:
         for k, v in tombstones:
             self._send(self.parts, partition, k, v, TOMBSTONES)
 
-    def finish(self, proc: RoomProcessor, partition: int, at: float) -> None:
+    def finish(self, proc: RoomProcessor, partition: int, at: float, done: int = -1, marked: int = -1,
+               moves: list | None = None) -> None:
         """A finished room: its last changes, tombstones for every part it still
         has, then its head becomes a marker (see ``streams/room_parts.py``)."""
         self.write_repairs()
-        self.persist(proc, partition)
+        self.persist(proc, partition, done, marked, moves)
         for k, v in finish_records(proc.state):
             self._send(self.parts, partition, k, v, TOMBSTONES)
         key = proc.state.room_id.encode()
@@ -209,10 +223,11 @@ class RoomStore:
         self.partition_of.pop(proc.state.room_id, None)
 
     def forget(self, room: str, partition: int) -> None:
-        """A finished room's marker expired: its head key is tombstoned."""
+        """A finished room's marker expired: its head key is tombstoned (after the
+        processed offset: redone messages before it still meet the marker)."""
         key = room.encode()
         self.heads.data.pop(key, None)
-        self._send(self.heads, partition, key, None, HEADS)
+        self._send(self.heads, partition, key, None, TOMBSTONES)
 
     def mark_offset(self, partition: int, offset: int, clock: float) -> None:
         """Written last in a batch: the partition's events up to ``offset`` are in
@@ -222,7 +237,7 @@ class RoomStore:
         key = offset_key(partition)
         value = _encode_offset((offset, clock))  # and the partition's clock, restored as it was
         self.heads.data[key] = value
-        self._send(self.heads, partition, key, value, HEADS)  # after the heads, on their topic-partition
+        self._send(self.heads, partition, key, value, OFFSETS)  # once every head is written
 
     def processed_offset(self, partition: int) -> tuple[int | None, float | None]:
         """The stored processed offset and partition clock (None, None: none stored)."""
@@ -264,13 +279,15 @@ class PersistCadence:
     A runtime has ``app``, ``config``, ``lock``, ``dirty``, ``unacked``,
     ``unmarked``, ``persisted_at``, ``_publish()`` and ``_persist()``."""
 
+    pending_moves = 0  # the rooms runtime's clock moves waiting for a head: a persist is due at MAX_MOVES
+
     async def _end_batch(self, received: list, processed: list) -> list:
         """Publish the batch's outputs; write the state if it is due. Returns the
         messages that may be acked now."""
         self.unacked.extend(received)
         self.unmarked.update(m.tp for m in processed)
         await self._publish()
-        if time.monotonic() - self.persisted_at >= self.config.persist_s:
+        if time.monotonic() - self.persisted_at >= self.config.persist_s or self.pending_moves >= MAX_MOVES:
             return await self._persist()
         return []
 
@@ -308,7 +325,12 @@ class RoomsRuntime(PersistCadence):
         self.store = RoomStore(heads, parts, self.stats)
         self.core = StreamCore(core_config, source=f"{EVENTS}/", journal=True,
                                restore=lambda room: self.store.restore(room, self.core.processors))
-        self.clocks = PartitionClocks(self.core, core_config, on_finish=self._finished, on_forget=self.store.forget)
+        self.clocks = PartitionClocks(self.core, core_config, on_finish=self._finished, on_forget=self.store.forget,
+                                      on_move=self._moved)
+        self.at = -1  # offset of the message being processed
+        self.moves: dict[str, list[tuple[int, float]]] = {}  # room -> clock moves of its messages since its last persist
+        self.marked: dict[int, int] = {}  # partition -> the processed offset last written
+        self.redo: dict = {}  # tp -> highest offset a stored head holds (messages up to it may be held already)
         self.finished_now: list[str] = []  # rooms finished in the batch at hand (a tombstone each on the metrics)
         self.dirty: dict[str, int] = {}  # rooms changed since the last persist -> their partition
         self.unacked: list = []  # messages processed since the last persist (acked once their state is written)
@@ -323,8 +345,20 @@ class RoomsRuntime(PersistCadence):
 
     def _finished(self, proc: RoomProcessor, partition: int) -> None:
         room = proc.state.room_id
-        self.store.finish(proc, partition, self.core.finished[room])
+        self.store.finish(proc, partition, self.core.finished[room], self.at, self.marked.get(partition, -1),
+                          self.moves.pop(room, None))
         self.finished_now.append(room)
+
+    def _moved(self, partition: int, room: str, clock: float) -> None:
+        """The partition clock moved with ``room``'s message at ``self.at``: kept
+        with the room's next head, so that a successor that skips the message (its
+        head already holds it) still moves the clock there."""
+        self.pending_moves += 1
+        moves = self.moves.get(room)
+        if moves is None:
+            self.moves[room] = [(self.at, clock)]
+        else:
+            moves.append((self.at, clock))
 
     def load_assigned(self) -> None:
         """Load every assigned partition not loaded yet (call once the tables are
@@ -340,19 +374,23 @@ class RoomsRuntime(PersistCadence):
         done, clock = self.store.processed_offset(tp.partition)
         if clock is not None and clock > self.clocks.clock.get(tp.partition, float("-inf")):
             self.clocks.clock[tp.partition] = clock
-        rooms = self._load_partition(tp.partition, clock_known=clock is not None)
+        rooms, held = self._load_partition(tp.partition, clock_known=clock is not None)
         if done is not None and self.offsets.get(tp, -1) < done:
             self.offsets[tp] = done  # what a previous owner processed is skipped when it comes again
+        self.marked[tp.partition] = -1 if done is None else done
+        if held > self.marked[tp.partition]:  # heads written after the last processed offset that landed
+            self.redo[tp] = held
         log.info("rooms agent: processing partition %s[%d] (%d stored room(s), events up to offset %s processed)",
                  tp.topic, tp.partition, rooms, done)
 
-    def _load_partition(self, partition: int, *, clock_known: bool = False) -> int:
+    def _load_partition(self, partition: int, *, clock_known: bool = False) -> tuple[int, int]:
         """A partition new to this worker: its clock, its rooms' due times and its
         finished rooms' markers, from the recovered heads (rooms themselves are
         restored when something is due for them or an event comes). Returns how
-        many rooms it found."""
+        many rooms it found, and the highest offset a head holds."""
         procs = self.core.processors
         loaded = 0
+        held = -1
         for room, head in self.store.heads_of(partition):
             if room in procs:
                 continue
@@ -367,7 +405,8 @@ class RoomsRuntime(PersistCadence):
             self.store.partition_of[room] = partition
             self.clocks.load_head(partition, state, clock_known=clock_known)
             loaded += 1
-        return loaded
+            held = max(held, state.done)
+        return loaded, held
 
     async def process_batch(self, messages: list) -> list:
         """One fetched batch of ``liveroom.events``: process, persist, publish,
@@ -379,7 +418,6 @@ class RoomsRuntime(PersistCadence):
     async def _process(self, messages: list) -> list:
         started = time.perf_counter()
         async with self.lock:
-            core = self.core
             # A batch fetched before a rebalance may hold partitions that have moved
             # since: another worker owns their rooms now, and must be the only writer.
             assigned = self.app.consumer.assignment()
@@ -396,47 +434,83 @@ class RoomsRuntime(PersistCadence):
             gaps = offset_gaps(self.offsets, messages, {tp: committed.get(tp) for tp in unseen})
             if gaps:
                 messages = await self._fill(messages, gaps)
-            now = time.monotonic()
-            touched: dict[str, int] = {}
-            procs = core.processors
-            partition_of = self.store.partition_of
-            after_message = self.clocks.after_message
-            feed = core.feed_many
-            offsets = self.offsets
-            for msg in messages:  # one at a time, in each partition's order: see the module docstring
-                tp, offset, key = msg.tp, msg.offset, msg.key
-                previous = offsets.get(tp)
-                if previous is not None and offset <= previous:
-                    continue  # re-delivered after a rebalance and processed already
-                offsets[tp] = offset
-                partition = tp.partition
-                room = key_room(key)
-                fresh_room = room not in procs
-                wrong = misplaced(key, room, None if fresh_room else partition_of.get(room, partition), partition,
-                                  self.config.partitions)
-                if wrong is not None:
-                    core.reject_input(msg.value or b"", reason="wrong_partition", detail=wrong,
-                                      where=f"{partition}@{offset}")
-                    self.last_input[tp] = now
-                    continue
-                if fresh_room:
-                    partition_of[room] = partition  # a restore writes its repairs there
-                feed((msg.value or b"",), [f"{partition}@{offset}"], expect_room=room)
-                if room in procs:
-                    touched[room] = partition
-                elif fresh_room and room not in self.clocks.partition_of:
-                    partition_of.pop(room, None)  # no room came of it (dead letters only)
-                after_message(partition, room)
-                self.last_input[tp] = now
-            changed = self.clocks.changed
-            for room in changed:
-                if room in procs:
-                    touched.setdefault(room, partition_of[room])
-            changed.clear()
-            self.dirty.update(touched)
-            acks = await self._end_batch(received, messages)
+            acks = []
+            for start in range(0, len(messages), MAX_MOVES):
+                self._feed(messages[start:start + MAX_MOVES])
+                if self.pending_moves >= MAX_MOVES and start + MAX_MOVES < len(messages):
+                    await self._publish()  # heads keep their clock moves: a few KB, not a batch's worth
+                    acks += await self._persist()
+            acks += await self._end_batch(received, messages)
         self.stats.record_batch(time.perf_counter() - started)
         return acks
+
+    def _feed(self, messages: list) -> None:
+        """Feed messages to the core, one at a time in each partition's order (see
+        the module docstring); the rooms they change become dirty."""
+        core = self.core
+        now = time.monotonic()
+        touched: dict[str, int] = {}
+        procs = core.processors
+        partition_of = self.store.partition_of
+        after_message = self.clocks.after_message
+        feed = core.feed_many
+        offsets = self.offsets
+        redo = self.redo
+        for msg in messages:  # one at a time, in each partition's order: see the module docstring
+            tp, offset, key = msg.tp, msg.offset, msg.key
+            previous = offsets.get(tp)
+            if previous is not None and offset <= previous:
+                continue  # re-delivered after a rebalance and processed already
+            offsets[tp] = offset
+            self.at = offset
+            partition = tp.partition
+            room = key_room(key)
+            fresh_room = room not in procs
+            wrong = misplaced(key, room, None if fresh_room else partition_of.get(room, partition), partition,
+                              self.config.partitions)
+            if wrong is not None:
+                core.reject_input(msg.value or b"", reason="wrong_partition", detail=wrong,
+                                  where=f"{partition}@{offset}")
+                self.last_input[tp] = now
+                continue
+            if fresh_room:
+                partition_of[room] = partition  # a restore writes its repairs there
+            if redo and offset <= redo.get(tp, -1) and self._held_already(room, partition, offset):
+                self.last_input[tp] = now
+                continue
+            feed((msg.value or b"",), [f"{partition}@{offset}"], expect_room=room)
+            if room in procs:
+                touched[room] = partition
+            elif fresh_room and room not in self.clocks.partition_of:
+                partition_of.pop(room, None)  # no room came of it (dead letters only)
+            after_message(partition, room)
+            self.last_input[tp] = now
+        changed = self.clocks.changed
+        for room in changed:
+            if room in procs:
+                touched.setdefault(room, partition_of[room])
+        changed.clear()
+        self.dirty.update(touched)
+        for tp in [tp for tp, held in redo.items() if offsets.get(tp, -1) >= held]:
+            del redo[tp]
+
+    def _held_already(self, room: str, partition: int, offset: int) -> bool:
+        """Whether a re-delivered message is held by its room's restored state
+        already: its head landed, the partition's processed offset did not (a
+        crash between the two, or among the heads). Such a message is not fed
+        again (its events would count twice, a verdict such as ``spend_unissued``
+        could change); the partition clock takes the value it gave it the first
+        time, kept in the head, so the other rooms' ticks close where they did."""
+        proc = self.core.held(room)
+        if proc is None or proc.state.done < offset:
+            return False
+        clock = None
+        for at, value in proc.state.moves:
+            if at == offset:
+                clock = value
+                break
+        self.clocks.after_held_message(partition, clock)
+        return True
 
     async def _persist(self) -> list:
         """Write what changed since the last persist (each dirty room once, however
@@ -445,16 +519,23 @@ class RoomsRuntime(PersistCadence):
         messages that may now be acked. Their outputs went out with their batches."""
         self.store.write_repairs()
         procs = self.core.processors
+        offsets = {tp.partition: offset for tp, offset in self.offsets.items()}
+        marked, moves = self.marked, self.moves
         for room, partition in self.dirty.items():
             proc = procs.get(room)
             if proc is not None:
-                self.store.persist(proc, partition)
+                self.store.persist(proc, partition, offsets.get(partition, -1), marked.get(partition, -1),
+                                   moves.pop(room, None))
         self.dirty.clear()
+        written = {}
         for tp in sorted(self.unmarked):
             if tp in self.offsets:
+                written[tp.partition] = self.offsets[tp]
                 self.store.mark_offset(tp.partition, self.offsets[tp], self.clocks.clock.get(tp.partition, 0.0))
         self.unmarked.clear()
         await self._write_state()
+        marked.update(written)
+        self.pending_moves = 0
         acks, self.unacked = self.unacked, []
         self.persisted_at = time.monotonic()
         return acks
@@ -482,6 +563,11 @@ class RoomsRuntime(PersistCadence):
         for room in [r for r in procs if self.store.partition_of.get(r) not in kept]:
             del procs[room]
             self.store.partition_of.pop(room, None)
+            self.moves.pop(room, None)
+        for tp in [tp for tp in self.redo if tp not in assigned]:
+            del self.redo[tp]
+        for partition in [p for p in self.marked if p not in kept]:
+            del self.marked[partition]
         self.stats.forget_rooms(procs)
         self.store.stale()
 

@@ -48,7 +48,7 @@ from cliploop.events import AnyClipEvent
 from cliploop.models import ClipLoopConfig, ClipState, PeriodCounts, RoomClips
 from cliploop.parts import ClipHead, ClipJournal, restore, room_of, split
 from liveroom.kafka.app import OFFSET_PREFIX, PersistCadence, key_room, misplaced, offset_gaps, offset_key, read_back
-from liveroom.kafka.records import HEADS, PARTS, TOMBSTONES, confirm, sender, write_phases
+from liveroom.kafka.records import HEADS, OFFSETS, PARTS, TOMBSTONES, confirm, sender, write_phases
 from liveroom.kafka.stats import WorkerStats
 from liveroom.kafka.topics import CLIP_EVENTS, CLIP_STATS, DEAD_LETTERS, PROMOTIONS, KafkaConfig
 
@@ -184,7 +184,25 @@ class ClipStore:
         return rooms
 
     def mark_offset(self, partition: int, offset: int) -> None:
-        self._send(self.heads, partition, offset_key(partition), _pack(offset), None, HEADS)  # after the heads
+        self._send(self.heads, partition, offset_key(partition), _pack(offset), None, OFFSETS)  # once the heads are
+
+    def done_of(self, room_id: str) -> int:
+        """The offset a room's stored head holds its messages through (-1: none)."""
+        value = self.heads.data.get(room_id.encode())
+        try:
+            return _head(value).done if value is not None else -1
+        except Exception:  # noqa: BLE001 - not a head of ours
+            return -1
+
+    def held_through(self, partition: int) -> int:
+        """The highest offset any stored head of ``partition`` holds."""
+        data = self.heads.data
+        where = getattr(data, "_key_partition", None) or {}
+        held = -1
+        for key, p in list(where.items()):
+            if p == partition and not key.startswith(OFFSET_PREFIX) and data.get(key) is not None:
+                held = max(held, self.done_of(key.decode("utf-8", "replace")))
+        return held
 
     def processed_offset(self, partition: int) -> int | None:
         value = self.heads.data.get(offset_key(partition))
@@ -230,6 +248,7 @@ class ClipsRuntime(PersistCadence):
         self.unacked: list = []
         self.unmarked: set = set()
         self.offsets: dict = {}  # tp -> highest offset processed
+        self.redo: dict = {}  # tp -> highest offset a stored head holds (see ``_process``)
         self.persisted_at = time.monotonic()
         self.loaded: set = set()  # partitions whose stored open rooms are known
         self.lock = asyncio.Lock()
@@ -241,6 +260,9 @@ class ClipsRuntime(PersistCadence):
         done = self.store.processed_offset(tp.partition)
         if done is not None and self.offsets.get(tp, -1) < done:
             self.offsets[tp] = done  # what a previous owner processed is skipped when it comes again
+        held = self.store.held_through(tp.partition)
+        if held > (-1 if done is None else done):  # heads that landed without their processed offset
+            self.redo[tp] = held
         now = time.monotonic()
         for room in self.store.open_rooms(tp.partition):
             if room not in self.core.rooms:
@@ -283,11 +305,16 @@ class ClipsRuntime(PersistCadence):
                 if wrong is not None:
                     core.reject_input(msg.value or b"", reason="wrong_partition", detail=wrong, where=where)
                     continue
+                if self.redo and offset <= self.redo.get(tp, -1) and offset <= (
+                        core.rooms[room].done if room in core.rooms else self.store.done_of(room)):
+                    continue  # its room's head landed with it, the processed offset did not: held already
                 core.feed(msg.value or b"", where, expect_room=room)
                 if room in core.rooms:
                     self.partition_of[room] = partition
                     self.last_event[room] = now
                     self.dirty.add(room)
+            for tp in [tp for tp, held in self.redo.items() if offsets.get(tp, -1) >= held]:
+                del self.redo[tp]
             return await self._end_batch(received, messages)
 
     async def _publish(self) -> None:
@@ -304,10 +331,13 @@ class ClipsRuntime(PersistCadence):
 
     async def _persist(self) -> list:
         rooms, journals = self.core.rooms, self.core.journals
+        offsets = {tp.partition: offset for tp, offset in self.offsets.items()}
         for name in sorted(self.dirty):
             room, journal = rooms.get(name), journals.get(name)
             if room is not None and (journal or self.store.repairs.get(name)):
-                self.store.persist(room, journal, self.partition_of[name])
+                partition = self.partition_of[name]
+                room.done = max(room.done, offsets.get(partition, -1))  # its messages are held through here
+                self.store.persist(room, journal, partition)
         self.dirty.clear()
         for tp in sorted(self.unmarked):
             if tp in self.offsets:
@@ -381,6 +411,8 @@ class ClipsRuntime(PersistCadence):
         kept = {tp.partition for tp in assigned if tp.topic == CLIP_EVENTS}
         for tp in [tp for tp in self.offsets if tp not in assigned]:
             del self.offsets[tp]
+        for tp in [tp for tp in self.redo if tp not in assigned]:
+            del self.redo[tp]
         self.loaded &= set(assigned)
         for room in [r for r, p in self.partition_of.items() if p not in kept]:
             self._release(room)

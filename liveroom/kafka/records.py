@@ -134,14 +134,14 @@ async def confirm(producer, sent: list, what: str, *, stats, who: str) -> None:
 
 
 # A persist's changelog records go in phases, each flushed and checked before the next:
-# parts; heads, then the partitions' processed offsets (the same topic-partitions, after
-# them); tombstones; finish markers. A head never lands unless its parts did, nor an
-# offset unless its parts did. (One stream of records could not promise that: the two
-# tables are two topics, and a refused part left the head and the offset written, so
-# the next owner skipped events whose state was lost.) Heads and offsets share a phase
-# so that a failure in a later one cannot leave heads without their offset; see
-# docs/architecture.md for what a crash inside the heads phase can still do.
-PARTS, HEADS, TOMBSTONES, LAST = 1, 2, 3, 4
+# parts; heads; the partitions' processed offsets; tombstones; finish markers. A head
+# never lands unless its parts did, nor an offset unless every head before it did (one
+# stream of records could not promise that: the two tables are two topics, and a
+# refused part left the head and the offset written, so the next owner skipped events
+# whose state was lost). Heads that landed without their partition's offset (a crash
+# between the two phases, or inside the heads phase) are safe: each head says which
+# offset it holds its room's messages through (see ``RoomsRuntime`` in app.py).
+PARTS, HEADS, OFFSETS, TOMBSTONES, LAST = 1, 2, 3, 4, 5
 
 
 async def write_phases(producer, outbox: list, written, what: str) -> None:
