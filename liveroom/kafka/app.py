@@ -129,6 +129,7 @@ class RoomStore:
         self._viewers: dict[str, list[tuple[str, bytes]]] | None = None  # room -> viewer records, after recovery
         self.repairs: list[tuple[bytes, bytes | None, int]] = []  # part records to write before anything else
         self.partition_of: dict[str, int] = {}  # room -> partition its state is written to
+        self.late: dict[bytes, int] = {}  # head keys queued after the offsets phase -> that phase
 
     def stale(self) -> None:
         """A new assignment: the tables hold freshly recovered records."""
@@ -268,8 +269,26 @@ class RoomStore:
         """Queue a changelog record. Sent by the runtime straight to the producer:
         Faust's ``send_changelog`` path costs several times more per record, and
         the memory store needs none of its bookkeeping."""
-        self.outbox.append((phase, self.topic[id(table)], partition, key, value))
+        topic = self.topic[id(table)]
+        if table is self.heads:
+            later = self.late.get(key)
+            if later is not None and later > phase:
+                # A head key queued for a later phase (a finish marker, an expired
+                # marker's tombstone) and now a record of an earlier one (the id
+                # came back as a new room, or its marker expired): the later-phase
+                # record would land last and undo it. It goes.
+                self.outbox = [r for r in self.outbox if not (r[3] == key and r[1] == topic and r[0] > phase)]
+                del self.late[key]
+            if phase > OFFSETS:
+                self.late[key] = phase
+        self.outbox.append((phase, topic, partition, key, value))
         self.stats.record_changelog(self.name[id(table)], key, value)
+
+    def take_outbox(self) -> list:
+        """The queued records, for one persist."""
+        outbox, self.outbox = self.outbox, []
+        self.late.clear()
+        return outbox
 
 
 class PersistCadence:
@@ -403,7 +422,10 @@ class RoomsRuntime(PersistCadence):
             except Exception:  # noqa: BLE001 - not a head of ours: leave it alone
                 continue
             self.store.partition_of[room] = partition
-            self.clocks.load_head(partition, state, clock_known=clock_known)
+            # A head that says which offset it holds (this version's) was written by a worker that
+            # writes processed offsets: with none stored, the clock is rebuilt from the partition's
+            # start as its messages come again, not taken from the newest head (the end of them).
+            self.clocks.load_head(partition, state, clock_known=clock_known or state.done >= 0)
             loaded += 1
             held = max(held, state.done)
         return loaded, held
@@ -491,6 +513,7 @@ class RoomsRuntime(PersistCadence):
                 touched.setdefault(room, partition_of[room])
         changed.clear()
         self.dirty.update(touched)
+        self.unmarked.update(m.tp for m in messages)  # a persist forced before the batch ends writes their offsets
         for tp in [tp for tp, held in redo.items() if offsets.get(tp, -1) >= held]:
             del redo[tp]
 
@@ -634,7 +657,7 @@ class RoomsRuntime(PersistCadence):
     async def _write_state(self) -> None:
         """Send the queued changelog records (one partition's records keep their
         order), flush and check them."""
-        outbox, self.store.outbox = self.store.outbox, []
+        outbox = self.store.take_outbox()
         await write_phases(self.app.producer, outbox, self._written, "a state record")
 
     async def _written(self, sent: list, what: str) -> None:

@@ -239,6 +239,112 @@ def test_a_skipped_rooms_messages_still_move_the_partition_clock():
     assert _by_key(got) == _by_key(want)
 
 
+def _refuse(driven, refused) -> None:
+    """The driven app's producer refuses the records ``refused(topic, key)`` picks."""
+    import asyncio
+
+    producer = driven.app.producer
+    send = producer.send
+
+    async def refusing(topic, key, value, partition, timestamp, headers):
+        if refused(topic, key):
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(RuntimeError("refused"))
+            return future
+        return await send(topic, key, value, partition, timestamp, headers)
+
+    producer.send = refusing
+
+
+def test_a_crash_in_a_partitions_first_persist_rebuilds_its_clock_from_the_start():
+    """Found by a tester: with no processed offset stored yet, the clock was taken
+    from the newest head (the end of what is redone), so the quiet room's tick
+    closed before a late event the first run had counted in it."""
+    t0 = 1_700_000_000.0
+    messages = [_message("quiet", 0, 0, event_id="q0", ts=t0 + 1)]
+    messages += [_message("busy", 0, i, event_id=f"b{i}", ts=t0 + i) for i in range(1, 30)]
+    messages += [_message("quiet", 0, 30, event_id="q1", ts=t0 + 2)]
+    messages += [_message("busy", 0, 31 + i, event_id=f"c{i}", ts=t0 + 31 + i) for i in range(40)]
+
+    def run(crash: bool) -> dict:
+        driven = Driven(CoreConfig(), 1, persist_s=float("inf"))
+        driven.feed(messages[:60])
+        if crash:  # the busy room's head lands; the quiet room's and the offset do not
+            _refuse(driven, lambda topic, key: topic.endswith(f"{STATE_TABLE}-changelog") and key != b"busy")
+            with pytest.raises(RuntimeError):
+                driven.persist()
+            driven._collect()
+            driven.restart()
+            driven.redeliver(messages[:60])
+        driven.feed(messages[60:])
+        driven.flush_idle()
+        return _by_key(driven.metrics())
+
+    assert run(crash=True) == run(crash=False)
+
+
+def test_a_batch_larger_than_the_clock_moves_a_head_keeps_writes_its_offsets_as_it_goes():
+    """Found by a tester: persists forced inside a large fetched batch wrote heads
+    and no processed offset, so heads kept every clock move of the batch (507 KB
+    for 40,000 messages) and a kill before the batch's end lost the clock."""
+    from liveroom.kafka.app import MAX_MOVES, OFFSET_PREFIX
+    from streams.room import RoomState
+
+    t0 = 1_700_000_000.0
+    messages = [_message("busy", 0, i, event_id=f"b{i}", ts=t0 + i * 0.5) for i in range(20_000)]
+    driven = Driven(CoreConfig(), 1, persist_s=float("inf"))
+    driven.feed(messages[:10])
+    driven.persist()
+    driven.feed(messages[10:])  # one fetched batch
+    state = f"{STATE_TABLE}-changelog"
+    heads = [msgspec.msgpack.decode(v, type=RoomState) for t, k, v, _ in driven.changelog if t.endswith(state) and k == b"busy"]
+    offsets = [k for t, k, *_ in driven.changelog if t.endswith(state) and k.startswith(OFFSET_PREFIX)]
+    assert len(heads) >= 5 and len(offsets) == len(heads)  # an offset with every forced persist
+    assert max(len(h.moves) for h in heads) <= 2 * MAX_MOVES
+
+
+def test_an_id_reused_within_one_persist_keeps_its_new_rooms_head():
+    """Found by a tester: a finished room's marker expired and its id came back as
+    a new room between two persists; the marker's tombstone (and, when the room
+    had finished in the same persist, its marker) went after the new head and
+    undid it, so a restart lost the new room."""
+    t0 = 1_700_000_000.0
+    messages, offset = [], 0
+
+    def add(room, ts, **event):
+        nonlocal offset
+        messages.append(_message(room, 0, offset, event_id=f"{room}-{offset}", ts=ts, **event))
+        offset += 1
+
+    add("a", t0, type="room_start")
+    add("a", t0 + 2)
+    add("a", t0 + 10, type="room_end")
+    for i in range(140):  # the other room's events move the clock past the marker's retention
+        add("b", t0 + 5 * i)
+    add("a", t0 + 700, type="room_start")
+    for i in range(1, 6):
+        add("a", t0 + 700 + i, type="enter", user_id=f"v{i}")
+        add("b", t0 + 700 + i)
+    cut = len(messages)
+    for i in range(6, 40):
+        add("a", t0 + 700 + i * 2)
+        add("b", t0 + 700 + i * 2)
+
+    def run(restart: bool) -> dict:
+        driven = Driven(CoreConfig(), 1, persist_s=float("inf"))
+        driven.feed(messages[:cut])  # finished, expired and back, all before one persist
+        driven.persist()
+        if restart:
+            driven.restart()
+        driven.feed(messages[cut:])
+        driven.flush_idle()
+        return _by_key(m for m in driven.metrics() if m.room_id == "a")
+
+    want = run(restart=False)
+    assert any(m.online == 5 for m in want.values())
+    assert run(restart=True) == want
+
+
 def test_finished_rooms_are_let_go_and_their_keys_deleted(tmp_path):
     """A churn of 400 short rooms, about 20 live at once: the rooms held at the
     end are the ones still live or within grace + quiet of their end; every
