@@ -1,5 +1,6 @@
 """The whole ``liveroom highlight`` command next to a full decode by the system's
-ffmpeg, on camera-footage broadcasts (highlight/camera_set.py), cold start included.
+ffmpeg, on camera-footage broadcasts (highlight/camera_set.py; ``--portrait``: a
+phone stream of a moving host, highlight/portrait_set.py), cold start included.
 
 For each length (default 6 and 20 minutes, 1280x720 at 30 fps, with sound) it times
   1. full decode (the limit): the system ffmpeg (Debian's, when installed; else
@@ -10,6 +11,7 @@ and prints each over the decode against the goals (<= 1.0 at 6 minutes, <= 0.5
 at 20). Asserts nothing.
 
     python bench/bench_highlight_camera.py [--minutes 6 20] [--size 1280x720 --fps 30]
+    python bench/bench_highlight_camera.py --portrait [--size 720x1280]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from highlight.camera_set import add_camera_video  # noqa: E402
+from highlight.portrait_set import add_portrait_video  # noqa: E402
 from highlight.media import ffmpeg_exe  # noqa: E402
 from sessions.synth import synth_session  # noqa: E402
 
@@ -43,10 +46,11 @@ def _wall(cmd: list[str], env: dict | None = None) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, nargs="+", default=[6.0, 20.0])
-    ap.add_argument("--size", default="1280x720")
+    ap.add_argument("--size", default=None, help="WxH (default 1280x720; 720x1280 with --portrait)")
+    ap.add_argument("--portrait", action="store_true", help="a portrait phone stream of a moving host")
     ap.add_argument("--fps", type=int, default=30)
     args = ap.parse_args()
-    size = tuple(int(x) for x in args.size.split("x"))
+    size = tuple(int(x) for x in (args.size or ("720x1280" if args.portrait else "1280x720")).split("x"))
     media = ROOT / ".cache" / "media"
     subprocess.run([str(ROOT / "scripts" / "fetch_media.sh"), str(media)], check=True)
     system = shutil.which("ffmpeg")
@@ -57,8 +61,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
             folder = synth_session(Path(tmp) / "s", minutes=minutes, seed=7, lag_s=6.0)
-            video = add_camera_video(folder, media=media, seed=7, variants=("darker", "quieter", "talking", "plain"),
-                                     size=size, fps=args.fps)
+            if args.portrait:
+                video = add_portrait_video(folder, media=media, seed=7, size=size, fps=args.fps)
+            else:
+                video = add_camera_video(folder, media=media, seed=7, variants=("darker", "quieter", "talking", "plain"),
+                                         size=size, fps=args.fps)
             made = time.perf_counter() - started
             decode = _wall([decoder, "-v", "error", "-i", str(video), "-f", "null", "-"])
             command = [sys.executable, "-m", "liveroom.cli", "highlight", str(video), "--out", str(Path(tmp) / "out")]

@@ -2,11 +2,17 @@
 
 Every signal is an array with one value per second of the video. Video is read
 in two passes: a coarse pass over keyframes only (brightness, sharpness, shot
-cuts, and keyframe density: encoders put a keyframe at every scene cut; faces),
-then a fine pass at a few frames per second only inside candidate windows
-(motion, and where across the picture it is). Frames are scaled to a fixed 16:9
-size, so a portrait (phone) picture is squeezed: fine for differences and
-histograms, but faces in it are found less often.
+cuts, and keyframe density: encoders put a keyframe at every scene cut; faces;
+change region by region), then a fine pass at a few frames per second only
+inside candidate windows (motion, and where across the picture it is). Frames
+are scaled to a small size that keeps the picture's aspect (a portrait phone
+stream stays portrait: a squeezed face is not found).
+
+Change is measured against the room's own normal: a host who moves all the time
+makes the whole picture's change ordinary, so the picture is also cut into
+regions, each compared with its own usual content and its own usual variation,
+and only change that lasts counts there (a product held up stays in the
+picture; a hand to the face, a lean, a laugh pass).
 Audio is read in chunks (constant memory). Interactions come from the session's
 events, z-scored against the room's own baseline.
 """
@@ -22,6 +28,19 @@ from .media import audio_chunks, gray_frames
 
 COARSE_SIZE = (192, 108)  # large enough for a host's face (Haar finds faces from 18 px here)
 FINE_SIZE = (64, 36)
+FACE_EVERY_S = 3.5  # faces are looked for at most this often (keyframes may come every second or less)
+STEADY_S = 4.0  # a region's new content counts once it has stayed alike this long (see ``regional_change``)
+REGION_HOLD_S = 9  # change in a region counts once it lasts about this long (see ``regional_change``)
+
+
+def frame_size(width: int, height: int, base: tuple[int, int] = COARSE_SIZE) -> tuple[int, int]:
+    """``base``'s pixel count in the picture's own aspect (even sides): 192x108
+    for 16:9, 108x192 for a 9:16 phone stream; ``base`` itself if unknown."""
+    if width <= 0 or height <= 0:
+        return base
+    area = base[0] * base[1]
+    w = max(2, int(round(np.sqrt(area * width / height) / 2)) * 2)
+    return w, max(2, int(round(area / w / 2)) * 2)
 
 
 def robust_z(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
@@ -52,12 +71,29 @@ class FaceFinder:
             raise RuntimeError("OpenCV's frontal-face cascade is missing (opencv-python-headless < 5 ships it)")
 
     def largest(self, frame: np.ndarray) -> tuple[float, float] | None:
+        box = self.box(frame)
+        if box is None:
+            return None
         h, w = frame.shape
-        found = self._cascade.detectMultiScale(frame, scaleFactor=1.15, minNeighbors=4, minSize=(h // 6, h // 6))
+        x, y, fw, fh = box
+        return (x + fw / 2) / w, fw * fh / (w * h)
+
+    def box(self, frame: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The largest face's ``(x, y, w, h)`` in ``frame``'s pixels (it may reach
+        past the edges), or None. The frame is padded by a fifth of its short side
+        first: a phone's close-up cuts the forehead or the chin off, and the
+        cascade only finds a face it sees whole."""
+        import cv2
+
+        h, w = frame.shape
+        pad = min(h, w) // 5
+        padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        side = min(h, w) // 6
+        found = self._cascade.detectMultiScale(padded, scaleFactor=1.15, minNeighbors=2, minSize=(side, side))
         if len(found) == 0:
             return None
         x, y, fw, fh = max(found, key=lambda r: r[2] * r[3])
-        return (x + fw / 2) / w, fw * fh / (w * h)
+        return int(x) - pad, int(y) - pad, int(fw), int(fh)
 
 
 @dataclass
@@ -72,6 +108,8 @@ class VideoSignals:
     novelty: np.ndarray | None = None  # how far the picture's histogram is from the broadcast's usual one
     motion: np.ndarray | None = None  # filled by the fine pass where it ran (NaN elsewhere)
     active_x: np.ndarray | None = None  # centre of the motion, 0-1 across; fine pass only (NaN elsewhere)
+    regional: np.ndarray | None = None  # lasting change where the picture usually keeps still (see regional_change)
+    size: tuple[int, int] = COARSE_SIZE  # the analysed frames' width and height (the picture's aspect)
 
 
 def _hold(values: np.ndarray, fill: float) -> np.ndarray:
@@ -86,12 +124,16 @@ def _hold(values: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
-def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignals:
-    """Keyframes only: brightness, sharpness, shot cuts, faces, for ``seconds``
-    from ``start``. Times in the result are seconds from ``start``."""
+def coarse_video(path: Path, seconds: int, *, start: float = 0.0,
+                 size: tuple[int, int] = COARSE_SIZE) -> VideoSignals:
+    """Keyframes only: brightness, sharpness, shot cuts, faces, change by region,
+    for ``seconds`` from ``start``, on frames of ``size`` (see :func:`frame_size`).
+    Times in the result are seconds from ``start``."""
     import cv2
 
-    w, h = COARSE_SIZE
+    w, h = size
+    rows, cols = (8, 6) if h > w else (6, 8)  # regions of about 18x24 px: a product held up fills some
+    cells = np.full((seconds, rows * cols, REGION_BINS), np.nan)
     bright = np.full(seconds, np.nan)
     sharp = np.full(seconds, np.nan)
     share = np.full(seconds, np.nan)
@@ -102,6 +144,7 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignal
     finder = FaceFinder()
     prev_hist = None
     prev_t = None
+    last_face = -np.inf
     for t, rgb in gray_frames(path, width=w, height=h, keyframes_only=True, start=start or None,
                               duration=seconds, color=True):
         frame = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -111,12 +154,15 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignal
         s = int(t)
         bright[s] = float(frame.mean())
         sharp[s] = float(cv2.Laplacian(frame, cv2.CV_64F).var())
-        face = finder.largest(frame)
-        share[s] = face[1] if face else 0.0
-        if face:
-            face_x[s] = face[0]
+        if t - last_face >= FACE_EVERY_S:  # between two looks, the last one holds
+            last_face = t
+            face = finder.largest(frame)
+            share[s] = face[1] if face else 0.0
+            if face:
+                face_x[s] = face[0]
         hist = _hist(frame)
         hists[s] = _colour_hist(rgb, hist)
+        cells[s] = _region_hists(rgb, rows, cols)
         if prev_hist is not None:
             chi = 0.5 * float(np.sum((hist - prev_hist) ** 2 / (hist + prev_hist + 1e-9)))
             # a jump in the picture, or a keyframe well inside the regular GOP: a cut
@@ -132,7 +178,91 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0) -> VideoSignal
     seen = _hold(np.where(np.isnan(share), np.nan, np.where(share > 0, 1.0, 0.0)), 0.0) > 0
     face_x = np.where(seen, _hold(face_x, np.nan), np.nan)
     return VideoSignals(seconds, bright, sharp, cuts, _hold(share, 0.0), face_x, cut_times,
-                        novelty=_novelty(hists))
+                        novelty=_novelty(hists), regional=regional_change(cells), size=size)
+
+
+REGION_TOP = 4  # regions that give a second's value: about a held-up product's share of the picture
+REGION_BINS = 40  # 32 colour (8 hues x 2 saturations x 2 brightnesses) + 8 edge strengths
+
+
+def _region_hists(rgb: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Per region of a ``rows`` x ``cols`` grid: what it shows, as a colour
+    histogram and a histogram of edge strengths (a printed box, a label, a
+    bottle's outline against skin and cloth), each normalised, halved."""
+    import cv2
+
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    colour = (hsv[..., 0] // 23).astype(np.int32) * 4 + (hsv[..., 1] // 128) * 2 + (hsv[..., 2] // 128)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    edges = np.minimum((np.log1p(mag) * (8 / np.log1p(2040.0))).astype(np.int32), 7)
+    h, w = colour.shape
+    out = np.empty((rows * cols, REGION_BINS))
+    for r in range(rows):
+        for c in range(cols):
+            box = (slice(r * h // rows, (r + 1) * h // rows), slice(c * w // cols, (c + 1) * w // cols))
+            a = np.bincount(colour[box].ravel(), minlength=32)[:32].astype(np.float64)
+            b = np.bincount(edges[box].ravel(), minlength=8)[:8].astype(np.float64)
+            out[r * cols + c] = np.r_[a / max(a.sum(), 1.0), b / max(b.sum(), 1.0)] / 2
+    return out
+
+
+def _chi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return 0.5 * np.sum((a - b) ** 2 / (a + b + 1e-9), axis=-1)
+
+
+def regional_change(cells: np.ndarray, *, hold_s: int = REGION_HOLD_S) -> np.ndarray:
+    """Per second, lasting change where the picture usually keeps still.
+
+    ``cells``: per second (NaN where no keyframe), per region, what it shows
+    (see :func:`_region_hists`). A region counts as showing something *new and
+    steady* at a keyframe when it is far from its usual content (its median
+    over the broadcast) and close to what it showed at every keyframe of the
+    ``STEADY_S`` seconds before: a product held up is the same box from one
+    keyframe to the next; a hand passing, a laugh, a lean into the camera, even
+    one after the other, are not. Each region is scored
+    against its own usual variation (a robust z), so the regions a moving host
+    keeps busy need far more than the ones that usually keep still. A low
+    percentile over ``hold_s`` seconds keeps only change that lasts, and the
+    four regions that changed most, over the regions' median, give the
+    second's value: change in a few places, not a new shot."""
+    seconds, regions = cells.shape[:2]
+    seen = ~np.isnan(cells[:, 0, 0])
+    if seen.sum() < 3:
+        return np.zeros(seconds)
+    kept = cells[seen]
+    times = np.flatnonzero(seen)
+    far = _chi(kept, np.median(kept, axis=0))  # keyframes x regions
+    # steady: like every keyframe of the last STEADY_S seconds (a lean into the camera
+    # then a hand then a laugh are each new, but not the same thing twice in a row)
+    moved = np.zeros_like(far)
+    looked = np.zeros(len(kept), dtype=bool)
+    for i in range(1, len(kept)):
+        j = i - 1
+        while j >= 0 and times[i] - times[j] <= STEADY_S + 1e-6:
+            moved[i] = np.maximum(moved[i], _chi(kept[i], kept[j]))
+            looked[i] = True
+            j -= 1
+    steady = np.where(looked[:, None] & (moved < far / 2), far, 0.0)
+    z = np.stack([robust_z(steady[:, k]) for k in range(regions)], axis=1)
+    held = np.full((seconds, regions), np.nan)
+    held[seen] = z
+    for k in range(regions):
+        held[:, k] = _hold(held[:, k], 0.0)
+    lasting = np.stack([_moving_low(held[:, k], hold_s) for k in range(regions)], axis=1)
+    # Over the regions' middle: a new shot or a camera moved changes them all, and that is
+    # the whole picture's measures' to see (novelty, cuts); this one is for change in a few.
+    return np.sort(lasting, axis=1)[:, -REGION_TOP:].mean(axis=1) - np.median(lasting, axis=1)
+
+
+def _moving_low(x: np.ndarray, width: int, q: float = 25.0) -> np.ndarray:
+    """The ``q``th percentile over a centred moving window: high only where ``x``
+    stays high for most of the window."""
+    if width <= 1 or len(x) == 0:
+        return x
+    left = (width - 1) // 2
+    padded = np.pad(x, (left, width - 1 - left), mode="edge")
+    return np.percentile(np.lib.stride_tricks.sliding_window_view(padded, width), q, axis=1)
 
 
 def _colour_hist(rgb: np.ndarray, gray_hist: np.ndarray) -> np.ndarray:
@@ -162,7 +292,7 @@ def fine_motion(path: Path, signals: VideoSignals, windows: list[tuple[float, fl
                 start: float = 0.0) -> None:
     """Mean absolute frame difference per second inside ``windows`` (seconds from
     ``start``), and where across the picture that motion is (for a crop that follows it)."""
-    w, h = FINE_SIZE
+    w, h = frame_size(*signals.size, base=FINE_SIZE)
     motion = np.full(signals.seconds, np.nan)
     active = np.full(signals.seconds, np.nan)
     columns = (np.arange(w) + 0.5) / w

@@ -57,9 +57,12 @@ def probe(path: str | Path) -> MediaInfo:
     duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else 0.0
     video = re.search(r"Stream #.*Video: .*?, (\d{2,5})x(\d{2,5})", err)
     fps = re.search(r"(\d+(?:\.\d+)?) fps", err)
+    width, height = (int(video.group(1)), int(video.group(2))) if video else (0, 0)
+    rotation = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", err)
+    if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
+        width, height = height, width  # a phone's portrait recording stored sideways: decoded upright
     info = MediaInfo(path=path, duration=duration, has_video=video is not None, has_audio="Audio:" in err,
-                     width=int(video.group(1)) if video else 0, height=int(video.group(2)) if video else 0,
-                     fps=float(fps.group(1)) if fps else 0.0)
+                     width=width, height=height, fps=float(fps.group(1)) if fps else 0.0)
     if duration <= 0:
         raise MediaError(f"{path}: zero length")
     if not info.has_video and not info.has_audio:

@@ -3,7 +3,8 @@
 ``find_highlights`` is the analysis (reads media, returns clips and why);
 ``cut_clips`` renders them: a stream copy without re-encoding when the picture
 is not changed (fast), moviepy when a 9:16 vertical crop with fades is asked.
-Every clip gets a cover image; ``manifest.json`` says why each was chosen.
+Every clip gets a cover image, chosen among its keyframes (``highlight/covers.py``);
+``manifest.json`` says why each clip and each cover was chosen.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Callable
 import msgspec
 import numpy as np
 
-from .features import (VideoSignals, audio_signals, coarse_video, estimate_lag, fine_motion, interaction_curve,
-                       robust_z)
+from .features import (VideoSignals, audio_signals, coarse_video, estimate_lag, fine_motion, frame_size,
+                       interaction_curve, robust_z)
+from .covers import choose_cover
 from .media import MediaError, MediaInfo, ffmpeg_exe, keyframe_times, probe
 from .select import Clip, FusionWeights, SelectionConfig, fuse, pause_edges, select_clips, smooth
 
@@ -85,8 +87,12 @@ def video_change(vs: VideoSignals, motion: np.ndarray) -> np.ndarray:
     """How much the picture changes: brightness and texture away from the
     usual, a picture unlike the room's usual one, cut density, motion."""
     novelty = vs.novelty if vs.novelty is not None else np.zeros(vs.seconds)
+    regional = vs.regional if vs.regional is not None else np.zeros(vs.seconds)
     texture = np.log1p(np.maximum(vs.sharpness, 0.0))  # a smooth film scene against a busy street, or the reverse
-    return _change_evidence(levels=(vs.brightness, texture), events=(novelty, smooth(vs.cuts, 10)), partial=(motion,))
+    whole = _change_evidence(levels=(vs.brightness, texture), events=(novelty, smooth(vs.cuts, 10)), partial=(motion,))
+    # Change in a few regions that lasts (a product held up while the host moves as ever) is
+    # evidence of its own: mixed into the whole picture's measures, a moving host's noise drowns it.
+    return np.maximum(whole, robust_z(smooth(regional, CHANGE_SMOOTH_S)))
 
 
 def audio_change(aud) -> np.ndarray:
@@ -136,7 +142,8 @@ def find_highlights(video: Path, *, events: Path | None = None, room_id: str | N
     with ThreadPoolExecutor(max_workers=1) as pool:
         audio_job = pool.submit(timed, "audio_s", audio_signals, video, seconds, start=start) \
             if info.has_audio else None
-        vs = timed("video_coarse_s", coarse_video, video, seconds, start=start) if info.has_video else None
+        vs = timed("video_coarse_s", coarse_video, video, seconds, start=start,
+                   size=frame_size(info.width, info.height)) if info.has_video else None
         aud = audio_job.result() if audio_job is not None else None
     timings["coarse_and_audio_wall_s"] = time.perf_counter() - started
     audio_z = audio_change(aud) if aud is not None else zeros
@@ -290,7 +297,7 @@ def render_clip(video: Path, clip: Clip, out: Path, *, vertical: bool = False, f
             _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{copy_from:.3f}", "-i", str(video),
                   "-t", f"{length:.3f}", "-c", "copy", "-avoid_negative_ts", "make_zero", str(out)],
                  "clip copy")
-            if probe(out).duration <= length + 0.1:
+            if probe(out).duration <= length + 0.25:  # an audio frame and the video's start offset past it
                 return out
             # The copy ran past its span (ffmpeg kept frames from before the keyframe, as
             # it does on some sparse or odd streams): cut it exactly instead.
@@ -344,12 +351,17 @@ def cut_clips(video: Path, analysis: Analysis, out_dir: Path, *, vertical: bool 
             cut = probe(out_dir / name).duration
             if cut < clip.end - clip.start - 0.05:  # whole frames of a sparse stream: the file is the truth
                 clip = replace(clip, end=round(clip.start + cut, 3))
-            cover_image(video, (clip.start + clip.end) / 2, out_dir / f"clip-{i:02d}.jpg")
+            vs = analysis.video
+            cover = choose_cover(video, clip.start, clip.end, width=analysis.media.width,
+                                 height=analysis.media.height, regional=vs.regional if vs is not None else None,
+                                 cut_times=analysis.cut_times, signal_start=analysis.start)
+            cover_image(video, cover.t, out_dir / f"clip-{i:02d}.jpg")
         else:
             name = f"clip-{i:02d}.m4a"
             _run([ffmpeg_exe(), "-y", "-v", "error", "-ss", f"{clip.start:.2f}", "-i", str(video), "-t",
                   f"{clip.end - clip.start:.2f}", "-vn", "-c", "copy", str(out_dir / name)], "audio clip")
         entries.append({"file": name, "cover": f"clip-{i:02d}.jpg" if analysis.media.has_video else None,
+                        **({"cover_at": cover.t, "cover_reason": cover.reason} if analysis.media.has_video else {}),
                         **asdict(clip)})
     manifest = {"video": str(video.name), "duration": analysis.media.duration, "t0": t0,
                 "reaction_lag_s": analysis.lag_s, "weights": asdict(weights), "clips": entries}

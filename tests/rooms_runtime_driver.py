@@ -83,6 +83,44 @@ class Consumer:
         return self.assigned
 
 
+def refuse(producer, refused) -> None:
+    """Make ``producer`` refuse the records ``refused(topic, key)`` picks: their
+    send returns a failed future, as aiokafka's does for a record over the size
+    limit (a model of any write that does not land)."""
+    import asyncio
+
+    send = producer.send
+
+    async def refusing(topic, key, value, partition, timestamp, headers):
+        if refused(topic, key):
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(RuntimeError("refused"))
+            return future
+        return await send(topic, key, value, partition, timestamp, headers)
+
+    producer.send = refusing
+
+
+def refuse_heads(producer, changelog: str, mode: str, rnd) -> None:
+    """Refuse, in the ``changelog`` topic (a heads table's), every processed-offset
+    record (``mode`` "offsets") or 30% of the head records at random ("heads")."""
+    def refused(topic, key) -> bool:
+        if not topic.endswith(changelog):
+            return False
+        offset = key.startswith(b"\xffoffset/")
+        return offset if mode == "offsets" else not offset and rnd.random() < 0.3
+
+    refuse(producer, refused)
+
+
+def random_bounds(rnd, n: int, most: int) -> list[int]:
+    """Cut points of ``n`` messages into fetched batches of 1 to ``most``."""
+    bounds = [0]
+    while bounds[-1] < n:
+        bounds.append(min(n, bounds[-1] + rnd.randint(1, most)))
+    return bounds
+
+
 class App:
     def __init__(self, partitions: int) -> None:
         self.consumer = Consumer(partitions)

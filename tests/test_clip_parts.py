@@ -292,7 +292,7 @@ def test_clip_heads_written_without_their_processed_offset_take_nothing_twice(mo
     loop: heads that landed without their partition's processed offset. Their
     events, redone, were taken for duplicates (dead letters the uninterrupted run
     never wrote); each head now says which offset it holds its room through."""
-    import asyncio
+    from .rooms_runtime_driver import refuse_heads
 
     messages = _clip_messages(2)
     reference = _ClipsDriven(2)
@@ -313,19 +313,7 @@ def test_clip_heads_written_without_their_processed_offset_take_nothing_twice(mo
             if rnd.random() < 0.5:
                 driven.persist()
             continue
-        producer = driven.app.producer
-        send = producer.send
-
-        async def refusing(topic, key, value, partition, timestamp, headers, send=send):
-            if topic.endswith("clip-heads-changelog"):
-                offset = key.startswith(b"\xffoffset/")
-                if (mode == "offsets" and offset) or (mode == "heads" and not offset and rnd.random() < 0.3):
-                    future = asyncio.get_running_loop().create_future()
-                    future.set_exception(RuntimeError("refused"))
-                    return future
-            return await send(topic, key, value, partition, timestamp, headers)
-
-        producer.send = refusing
+        refuse_heads(driven.app.producer, "clip-heads-changelog", mode, rnd)
         try:
             driven.persist()
         except RuntimeError:

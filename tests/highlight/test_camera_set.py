@@ -4,27 +4,15 @@ rules when signals are missing."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from highlight.camera_set import add_camera_video
-from highlight.pipeline import find_highlights, score_clips
 from highlight.select import FusionWeights, SelectionConfig, fuse, select_clips
 from sessions.folder import open_session
 from sessions.synth import synth_session
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def media() -> Path:
-    folder = ROOT / ".cache" / "media"
-    subprocess.run([str(ROOT / "scripts" / "fetch_media.sh"), str(folder)], check=True)
-    return folder
+from .conftest import found_without_decoys
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +28,10 @@ def camera_broadcasts(media, tmp_path_factory):
     return out
 
 
-def _spans(session, key):
-    labels = json.loads(session.labels_path.read_text())
-    return [(m["start"] - session.info.start, m["end"] - session.info.start) for m in labels[key]]
-
-
 @pytest.mark.parametrize("with_events", [True, False], ids=["with events", "video only"])
 def test_camera_footage_moments_found_and_no_decoy(camera_broadcasts, with_events):
     for session in camera_broadcasts:
-        kw = dict(events=session.events_path, room_id=session.info.room_id, t0=session.info.start) \
-            if with_events else {}
-        a = find_highlights(session.video_path, **kw)
-        score = score_clips(a.clips, _spans(session, "moments"), cuts=a.cut_times, pauses=a.pause_times)
-        assert score["f1"] >= 0.9, (session.folder.name, score, [(c.start, c.end, c.signals) for c in a.clips])
-        for c in a.clips:
-            assert all(min(c.end, d[1]) - max(c.start, d[0]) <= 0 for d in _spans(session, "decoys")), c
+        a = found_without_decoys(session, with_events=with_events)
         assert set(a.clips[0].signals) == ({"video", "audio", "interactions"} if with_events else {"video", "audio"})
 
 

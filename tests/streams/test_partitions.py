@@ -27,7 +27,7 @@ from streams.room_parts import finished_at, room_of
 
 from liveroom.kafka.topics import EVENTS
 
-from ..rooms_runtime_driver import TP, Driven, Message, session_messages
+from ..rooms_runtime_driver import TP, Driven, Message, random_bounds, refuse, refuse_heads, session_messages
 
 
 @settings(max_examples=300, deadline=None)
@@ -114,9 +114,7 @@ def test_a_restart_anywhere_gives_the_uninterrupted_outputs(quiet_session, embed
     want_metrics, want_moments, summary = embedded_outputs
     messages = session_messages(quiet_session.events_path, partitions=4, envelope_events=100)
     rnd = random.Random(seed)
-    bounds = [0]
-    while bounds[-1] < len(messages):
-        bounds.append(min(len(messages), bounds[-1] + rnd.randint(1, 120)))
+    bounds = random_bounds(rnd, len(messages), 120)
     crash = rnd.randrange(1, len(bounds) - 1)
     driven = Driven(CoreConfig(), 4, persist_s=float("inf"))
     for j in range(len(bounds) - 1):
@@ -135,25 +133,6 @@ def test_a_restart_anywhere_gives_the_uninterrupted_outputs(quiet_session, embed
     assert successor.rejected["late"] <= summary["dead_letter_reasons"].get("late", 0)
 
 
-class _Refusing:
-    """A producer that refuses some records of one persist: ``heads``, a share of
-    the room heads (at random); ``offsets``, every processed-offset record."""
-
-    def __init__(self, producer, mode: str, rnd: random.Random) -> None:
-        self.producer, self.mode, self.rnd, self.send = producer, mode, rnd, producer.send
-
-    async def refusing(self, topic, key, value, partition, timestamp, headers):
-        import asyncio
-
-        if topic.endswith(f"{STATE_TABLE}-changelog"):
-            offset = key.startswith(offset_key(0)[:-1])
-            if (self.mode == "offsets" and offset) or (self.mode == "heads" and not offset and self.rnd.random() < 0.3):
-                future = asyncio.get_running_loop().create_future()
-                future.set_exception(RuntimeError("refused"))
-                return future
-        return await self.send(topic, key, value, partition, timestamp, headers)
-
-
 @pytest.mark.parametrize("mode", ["heads", "offsets"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_heads_written_without_their_processed_offset_give_the_uninterrupted_outputs(
@@ -167,9 +146,7 @@ def test_heads_written_without_their_processed_offset_give_the_uninterrupted_out
     want_metrics, want_moments, summary = embedded_outputs
     messages = session_messages(quiet_session.events_path, partitions=4, envelope_events=100)
     rnd = random.Random(seed)
-    bounds = [0]
-    while bounds[-1] < len(messages):
-        bounds.append(min(len(messages), bounds[-1] + rnd.randint(1, 40)))
+    bounds = random_bounds(rnd, len(messages), 40)
     crashes = set(rnd.sample(range(1, len(bounds) - 1), 3))
     driven = Driven(CoreConfig(), 4, persist_s=float("inf"))
     for j in range(len(bounds) - 1):
@@ -178,8 +155,7 @@ def test_heads_written_without_their_processed_offset_give_the_uninterrupted_out
             if rnd.random() < 0.5:
                 driven.persist()
             continue
-        producer = driven.app.producer
-        producer.send = _Refusing(producer, mode, rnd).refusing
+        refuse_heads(driven.app.producer, f"{STATE_TABLE}-changelog", mode, rnd)
         with pytest.raises(RuntimeError):
             driven.persist()  # the worker stops before acking; what landed stays
         driven._collect()
@@ -211,19 +187,7 @@ def test_a_skipped_rooms_messages_still_move_the_partition_clock():
         driven.persist()
         driven.feed(messages[1:57])
         if crash:
-            import asyncio
-
-            producer = driven.app.producer
-            send = producer.send
-
-            async def refusing(topic, key, value, partition, timestamp, headers):
-                if topic.endswith(f"{STATE_TABLE}-changelog") and key == b"quiet":
-                    future = asyncio.get_running_loop().create_future()
-                    future.set_exception(RuntimeError("refused"))
-                    return future
-                return await send(topic, key, value, partition, timestamp, headers)
-
-            producer.send = refusing
+            refuse(driven.app.producer, lambda topic, key: topic.endswith(f"{STATE_TABLE}-changelog") and key == b"quiet")
             with pytest.raises(RuntimeError):
                 driven.persist()
             driven._collect()
@@ -237,23 +201,6 @@ def test_a_skipped_rooms_messages_still_move_the_partition_clock():
     got, want = run(crash=True), run(crash=False)
     assert len(got) > len(want) > 10  # (redone outputs are sent again)
     assert _by_key(got) == _by_key(want)
-
-
-def _refuse(driven, refused) -> None:
-    """The driven app's producer refuses the records ``refused(topic, key)`` picks."""
-    import asyncio
-
-    producer = driven.app.producer
-    send = producer.send
-
-    async def refusing(topic, key, value, partition, timestamp, headers):
-        if refused(topic, key):
-            future = asyncio.get_running_loop().create_future()
-            future.set_exception(RuntimeError("refused"))
-            return future
-        return await send(topic, key, value, partition, timestamp, headers)
-
-    producer.send = refusing
 
 
 def test_a_crash_in_a_partitions_first_persist_rebuilds_its_clock_from_the_start():
@@ -270,7 +217,7 @@ def test_a_crash_in_a_partitions_first_persist_rebuilds_its_clock_from_the_start
         driven = Driven(CoreConfig(), 1, persist_s=float("inf"))
         driven.feed(messages[:60])
         if crash:  # the busy room's head lands; the quiet room's and the offset do not
-            _refuse(driven, lambda topic, key: topic.endswith(f"{STATE_TABLE}-changelog") and key != b"busy")
+            refuse(driven.app.producer, lambda topic, key: topic.endswith(f"{STATE_TABLE}-changelog") and key != b"busy")
             with pytest.raises(RuntimeError):
                 driven.persist()
             driven._collect()
@@ -489,23 +436,12 @@ def test_a_refused_part_leaves_no_head_and_no_processed_offset_written():
     changelog refused a record, yet the head and the processed offset (another
     topic) were written, so the next owner skipped events whose state was lost.
     Records go in phases now, each checked before the next."""
-    import asyncio
-
     driven = Driven(CoreConfig(), 1, persist_s=float("inf"))
     t0 = 1_700_000_000.0
     driven.feed([_message("r", 0, i, event_id=f"e{i}", ts=t0 + 30 * i, type="enter", user_id=f"u{i}")
                  for i in range(3)])
     producer = driven.app.producer
-    sent = producer.send
-
-    async def refusing(topic, key, value, partition, timestamp, headers):
-        if topic.endswith("room-parts-changelog"):
-            future = asyncio.get_running_loop().create_future()
-            future.set_exception(RuntimeError("MessageSizeTooLargeError"))
-            return future
-        return await sent(topic, key, value, partition, timestamp, headers)
-
-    producer.send = refusing
+    refuse(producer, lambda topic, key: topic.endswith("room-parts-changelog"))
     with pytest.raises(RuntimeError):
         driven.persist()
     topics = {topic for topic, *_ in producer.records}
