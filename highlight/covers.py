@@ -104,8 +104,10 @@ def choose_cover(video: Path, start: float, end: float, *, width: int, height: i
     def rank(x: np.ndarray) -> np.ndarray:
         return (np.argsort(np.argsort(x)) / max(1, len(x) - 1)) if len(x) > 1 else np.ones(len(x))
 
-    score = (3.0 * np.array([c["eyes"] == 2 for c in candidates]) + 1.0 * np.array([c["face"] for c in candidates])
-             + 0.5 * rank(sharp) + 2.0 * rank(about) - 2.0 * np.array([c["near_cut"] for c in candidates])
+    # both eyes before a face, a face before the product in view (a tester's clip: no eyes found
+    # anywhere, and the product's rank chose the keyframe with a hand over the face), then sharpness
+    score = (3.0 * np.array([c["eyes"] == 2 for c in candidates]) + 2.0 * np.array([c["face"] for c in candidates])
+             + 1.5 * rank(about) + 0.5 * rank(sharp) - 2.0 * np.array([c["near_cut"] for c in candidates])
              - 0.2 * np.abs(np.array([c["t"] for c in candidates]) - middle) / max(1.0, end - start))
     best = candidates[int(np.argmax(score))]
     said = []

@@ -92,6 +92,10 @@ def video_change(vs: VideoSignals, motion: np.ndarray) -> np.ndarray:
     whole = _change_evidence(levels=(vs.brightness, texture), events=(novelty, smooth(vs.cuts, 10)), partial=(motion,))
     # Change in a few regions that lasts (a product held up while the host moves as ever) is
     # evidence of its own: mixed into the whole picture's measures, a moving host's noise drowns it.
+    # Portrait (phone) streams only: on landscape broadcasts cut between shots, a new shot that
+    # reframes the host passed for it (the sample session's audio decoy was chosen in a part).
+    if vs.size[1] <= vs.size[0]:
+        return whole
     return np.maximum(whole, robust_z(smooth(regional, CHANGE_SMOOTH_S)))
 
 
