@@ -101,8 +101,10 @@ def choose_cover(video: Path, start: float, end: float, *, width: int, height: i
     sharp = np.array([c["sharp"] for c in candidates])
     about = np.array([c["about"] for c in candidates])
 
-    def rank(x: np.ndarray) -> np.ndarray:
-        return (np.argsort(np.argsort(x)) / max(1, len(x) - 1)) if len(x) > 1 else np.ones(len(x))
+    def rank(x: np.ndarray) -> np.ndarray:  # 0-1 within the clip; all alike (no regional signal): no say
+        if len(x) < 2 or np.ptp(x) == 0:
+            return np.zeros(len(x))
+        return np.argsort(np.argsort(x)) / (len(x) - 1)
 
     # both eyes before a face, a face before the product in view (a tester's clip: no eyes found
     # anywhere, and the product's rank chose the keyframe with a hand over the face), then sharpness

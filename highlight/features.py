@@ -108,7 +108,7 @@ class VideoSignals:
     novelty: np.ndarray | None = None  # how far the picture's histogram is from the broadcast's usual one
     motion: np.ndarray | None = None  # filled by the fine pass where it ran (NaN elsewhere)
     active_x: np.ndarray | None = None  # centre of the motion, 0-1 across; fine pass only (NaN elsewhere)
-    regional: np.ndarray | None = None  # lasting change where the picture usually keeps still (see regional_change)
+    regional: np.ndarray | None = None  # lasting change where the picture usually keeps still (portrait only)
     size: tuple[int, int] = COARSE_SIZE  # the analysed frames' width and height (the picture's aspect)
 
 
@@ -132,8 +132,11 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0,
     import cv2
 
     w, h = size
-    rows, cols = (8, 6) if h > w else (6, 8)  # regions of about 18x24 px: a product held up fills some
-    cells = np.full((seconds, rows * cols, REGION_BINS), np.nan)
+    # Regional change on portrait (phone) streams only: on landscape broadcasts cut between
+    # shots, a new shot that reframes the host passed for it (see highlight/pipeline.py).
+    portrait = h > w
+    rows, cols = 8, 6  # regions of about 18x24 px: a product held up fills some
+    cells = np.full((seconds, rows * cols, REGION_BINS), np.nan) if portrait else None
     bright = np.full(seconds, np.nan)
     sharp = np.full(seconds, np.nan)
     share = np.full(seconds, np.nan)
@@ -162,7 +165,8 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0,
                 face_x[s] = face[0]
         hist = _hist(frame)
         hists[s] = _colour_hist(rgb, hist)
-        cells[s] = _region_hists(rgb, rows, cols)
+        if cells is not None:
+            cells[s] = _region_hists(rgb, rows, cols)
         if prev_hist is not None:
             chi = 0.5 * float(np.sum((hist - prev_hist) ** 2 / (hist + prev_hist + 1e-9)))
             # a jump in the picture, or a keyframe well inside the regular GOP: a cut
@@ -178,7 +182,7 @@ def coarse_video(path: Path, seconds: int, *, start: float = 0.0,
     seen = _hold(np.where(np.isnan(share), np.nan, np.where(share > 0, 1.0, 0.0)), 0.0) > 0
     face_x = np.where(seen, _hold(face_x, np.nan), np.nan)
     return VideoSignals(seconds, bright, sharp, cuts, _hold(share, 0.0), face_x, cut_times,
-                        novelty=_novelty(hists), regional=regional_change(cells), size=size)
+                        novelty=_novelty(hists), regional=regional_change(cells) if cells is not None else None, size=size)
 
 
 REGION_TOP = 4  # regions that give a second's value: about a held-up product's share of the picture

@@ -87,16 +87,14 @@ def video_change(vs: VideoSignals, motion: np.ndarray) -> np.ndarray:
     """How much the picture changes: brightness and texture away from the
     usual, a picture unlike the room's usual one, cut density, motion."""
     novelty = vs.novelty if vs.novelty is not None else np.zeros(vs.seconds)
-    regional = vs.regional if vs.regional is not None else np.zeros(vs.seconds)
     texture = np.log1p(np.maximum(vs.sharpness, 0.0))  # a smooth film scene against a busy street, or the reverse
     whole = _change_evidence(levels=(vs.brightness, texture), events=(novelty, smooth(vs.cuts, 10)), partial=(motion,))
     # Change in a few regions that lasts (a product held up while the host moves as ever) is
     # evidence of its own: mixed into the whole picture's measures, a moving host's noise drowns it.
-    # Portrait (phone) streams only: on landscape broadcasts cut between shots, a new shot that
-    # reframes the host passed for it (the sample session's audio decoy was chosen in a part).
-    if vs.size[1] <= vs.size[0]:
+    # Measured on portrait (phone) streams only (see ``coarse_video``).
+    if vs.regional is None:
         return whole
-    return np.maximum(whole, robust_z(smooth(regional, CHANGE_SMOOTH_S)))
+    return np.maximum(whole, robust_z(smooth(vs.regional, CHANGE_SMOOTH_S)))
 
 
 def audio_change(aud) -> np.ndarray:
